@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/bouncer-mail/bouncer/classify"
+)
+
+func runParse(ctx context.Context, e *env, args []string) error {
+	fl := flag.NewFlagSet("parse", flag.ContinueOnError)
+	fl.SetOutput(e.stderr)
+	asJSON := fl.Bool("json", false, "print NDJSON: one object per (file, recipient)")
+	workers := fl.Int("workers", runtime.GOMAXPROCS(0), "messages classified at once")
+	fl.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: bouncer parse [--json] [--workers N] FILE|DIR|- ...")
+		fmt.Fprintln(e.stderr, "Classifies each message; directories are walked, - reads one message from stdin.")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fl.NArg() == 0 {
+		fl.Usage()
+		return fmt.Errorf("%w: parse needs at least one FILE, DIR or -", errUsage)
+	}
+	if *workers < 1 {
+		*workers = 1
+	}
+
+	var unreadable []string
+	paths := make(chan string, 64)
+	go func() {
+		defer close(paths)
+		for _, arg := range fl.Args() {
+			if arg == "-" {
+				paths <- arg
+				continue
+			}
+			st, err := os.Stat(arg)
+			if err != nil || !st.IsDir() {
+				paths <- arg // the read reports the error
+				continue
+			}
+			var files []string
+			_ = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					files = append(files, p) // reported when read
+					return nil
+				}
+				if d.Type().IsRegular() {
+					files = append(files, p)
+				}
+				return nil
+			})
+			sort.Strings(files)
+			for _, f := range files {
+				paths <- f
+			}
+		}
+	}()
+
+	c := classify.New(classify.Options{})
+	out := &orderedWriter{w: e.stdout, pending: map[int][]byte{}}
+	type job struct {
+		seq  int
+		path string
+	}
+	jobs := make(chan job, *workers*2)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for range *workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf bytes.Buffer
+			for j := range jobs {
+				buf.Reset()
+				raw, err := readInput(j.path, e.stdin)
+				if err != nil {
+					mu.Lock()
+					unreadable = append(unreadable, err.Error())
+					mu.Unlock()
+					fmt.Fprintf(e.stderr, "bouncer: parse: %v\n", err)
+				} else {
+					formatMessage(&buf, c, j.path, raw, *asJSON)
+				}
+				out.put(j.seq, bytes.Clone(buf.Bytes()))
+			}
+		}()
+	}
+	seq := 0
+	for p := range paths {
+		if ctx.Err() != nil {
+			continue // drain the walker
+		}
+		jobs <- job{seq, p}
+		seq++
+	}
+	close(jobs)
+	wg.Wait()
+	if err := out.err; err != nil {
+		return fmt.Errorf("parse: write output: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(unreadable) > 0 {
+		return fmt.Errorf("parse: %d input(s) could not be read", len(unreadable))
+	}
+	return nil
+}
+
+func readInput(path string, stdin io.Reader) ([]byte, error) {
+	if path == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return b, nil
+	}
+	return os.ReadFile(path)
+}
+
+// formatMessage classifies raw and writes its records to buf: NDJSON, or
+// the human explanation.
+func formatMessage(buf *bytes.Buffer, c *classify.Classifier, path string, raw []byte, asJSON bool) {
+	var recs []classify.Record
+	rep, err := c.Classify(raw)
+	if err != nil {
+		recs = []classify.Record{classify.ErrorRecord(err)}
+	} else {
+		recs = rep.Records()
+	}
+	if asJSON {
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		for i := range recs {
+			recs[i].File = path
+			_ = enc.Encode(&recs[i]) // a Record always encodes
+		}
+		return
+	}
+	fmt.Fprintf(buf, "== %s\n", path)
+	for i := range recs {
+		classify.WriteExplanation(buf, &recs[i])
+	}
+	buf.WriteByte('\n')
+}
+
+// orderedWriter writes chunks in sequence order whatever order they finish
+// in, so the output does not depend on scheduling.
+type orderedWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	next    int
+	pending map[int][]byte
+	err     error
+}
+
+func (o *orderedWriter) put(seq int, b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pending[seq] = b
+	for {
+		chunk, ok := o.pending[o.next]
+		if !ok {
+			return
+		}
+		delete(o.pending, o.next)
+		o.next++
+		if o.err == nil && len(chunk) > 0 {
+			_, o.err = o.w.Write(chunk)
+		}
+	}
+}
