@@ -31,7 +31,9 @@ type command struct {
 
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
-	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"parse":  {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},
+	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2.

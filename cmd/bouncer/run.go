@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker"
+)
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	cfg := worker.DefaultConfig()
+	if err := cfg.FromEnv(e.getenv); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	fl := flag.NewFlagSet("run", flag.ContinueOnError)
+	fl.SetOutput(e.stderr)
+	imapURLs := fl.String("imap", "", "bounce mailbox URL(s), comma-separated (default $BOUNCER_IMAP_URL)")
+	fl.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres URL ($DATABASE_URL)")
+	fl.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS URL ($NATS_URL)")
+	fl.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "health and metrics address, \"off\" for none ($BOUNCER_HTTP_ADDR)")
+	fl.StringVar(&cfg.ConfigFile, "config", cfg.ConfigFile, "JSON file of more mailboxes ($BOUNCER_CONFIG)")
+	fl.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "messages per batch ($BOUNCER_BATCH_SIZE)")
+	fl.StringVar(&cfg.Owner, "owner", cfg.Owner, "lease owner name ($BOUNCER_OWNER; default host-pid)")
+	fl.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error ($BOUNCER_LOG_LEVEL)")
+	migrate := fl.Bool("migrate", true, "apply the database migrations at start")
+	fl.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: bouncer run [flags]")
+		fmt.Fprintln(e.stderr, "Works the bounce mailboxes: IMAP IDLE -> classify -> Postgres -> NATS. Environment: see README.md.")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *imapURLs != "" {
+		cfg.IMAPURLs = worker.SplitList(*imapURLs)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	db, err := openStore(ctx, cfg.DatabaseURL, *migrate, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bouncer "+cfg.Owner),
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
+	if err != nil {
+		return fmt.Errorf("run: nats: %w", err)
+	}
+	defer nc.Close()
+	w, err := worker.New(cfg, db, nc, log)
+	if err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(ctx) })
+	if cfg.HTTPAddr != "off" {
+		mux := http.NewServeMux()
+		w.Routes(mux)
+		mountExtraRoutes(mux)
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("run: http: %w", err)
+		}
+		log.Info("http listening", "addr", ln.Addr().String())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("run: http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	log.Info("bouncer running", "mailboxes", len(cfg.Mailboxes), "owner", cfg.Owner)
+	err = g.Wait()
+	log.Info("bouncer stopped", "err", err)
+	return err
+}
+
+// mountExtraRoutes is where handlers beyond health and metrics (the
+// explain page, /api/v1/parse) are mounted on `bouncer run`'s mux.
+func mountExtraRoutes(mux *http.ServeMux) {}
+
+// openStore migrates (when asked) and opens the database, waiting with
+// backoff while Postgres is not up yet (a compose stack starts everything
+// at once).
+func openStore(ctx context.Context, url string, migrate bool, log *slog.Logger) (*store.DB, error) {
+	wait := time.Second
+	for {
+		err := func() error {
+			if migrate {
+				if err := store.Migrate(ctx, url); err != nil {
+					return fmt.Errorf("migrate: %w", err)
+				}
+			}
+			return nil
+		}()
+		if err == nil {
+			db, oerr := store.Open(ctx, url, store.Options{})
+			if oerr == nil {
+				return db, nil
+			}
+			err = oerr
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("run: database: %w", err)
+		}
+		log.Warn("database not ready", "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("run: database: %w", err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}

@@ -1,0 +1,208 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// TLSMode says how the IMAP connection is protected.
+type TLSMode string
+
+// The TLS modes. Plaintext (TLSNone) is only allowed to a loopback host.
+const (
+	TLSImplicit TLSMode = "implicit" // imaps://, port 993 (RFC 8314 §3.2)
+	TLSStartTLS TLSMode = "starttls" // imap://, STARTTLS required (RFC 3501 §6.2.1)
+	TLSNone     TLSMode = "none"     // imap://...?tls=none, loopback only
+)
+
+// Auth mechanisms.
+const (
+	AuthLogin       = "login"       // LOGIN command, or AUTHENTICATE PLAIN when LOGINDISABLED
+	AuthPlain       = "plain"       // AUTHENTICATE PLAIN (RFC 4616)
+	AuthXOAUTH2     = "xoauth2"     // Google's and Microsoft's XOAUTH2
+	AuthOAuthBearer = "oauthbearer" // RFC 7628
+)
+
+// Mailbox is one bounce mailbox, fully resolved: where it is, how to log in
+// and where its messages go.
+type Mailbox struct {
+	// Key names the mailbox in Postgres (checkpoint, lease, source
+	// messages): "user@host:port/Folder", host lower-cased.
+	Key string
+
+	Host string
+	Addr string // host:port
+	TLS  TLSMode
+	// CAFile, when set, is a PEM file of the CAs that may sign the server's
+	// certificate instead of the system pool.
+	CAFile string
+
+	User     string
+	Password string `json:"-"`
+	// Auth is one of AuthLogin, AuthPlain, AuthXOAUTH2, AuthOAuthBearer.
+	Auth string
+	// TokenFile or TokenCommand give the OAuth access token, read afresh
+	// at every login (tokens expire).
+	TokenFile    string
+	TokenCommand string
+
+	// Folder is the bounce mailbox itself (default INBOX).
+	Folder string
+	// Processed receives classified messages once their results are
+	// committed; Quarantine the messages that could not be classified.
+	Processed  string
+	Quarantine string
+	// NotBounce, when set, receives mail that is not a bounce (a person's
+	// reply); when empty such mail is left unread where it is.
+	NotBounce string
+}
+
+// String returns the mailbox without secrets, for logs.
+func (m *Mailbox) String() string { return m.Key }
+
+// ParseMailboxURL parses an IMAP URL:
+//
+//	imaps://user[:password]@host[:993]/INBOX         implicit TLS
+//	imap://user[:password]@host[:143]/INBOX          STARTTLS required
+//	imap://user@127.0.0.1:1143/INBOX?tls=none        plaintext, loopback only
+//
+// Query options: processed=, quarantine=, notbounce= (folders), auth=
+// (login, plain, xoauth2, oauthbearer), token_file=, token_command=, ca_file=.
+// The URL form follows RFC 5092 loosely: only the server, user and mailbox
+// parts are used.
+func ParseMailboxURL(raw string) (Mailbox, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("worker: imap url: %w", redactURLError(err))
+	}
+	var m Mailbox
+	port := ""
+	switch strings.ToLower(u.Scheme) {
+	case "imaps":
+		m.TLS, port = TLSImplicit, "993"
+	case "imap":
+		m.TLS, port = TLSStartTLS, "143"
+	default:
+		return Mailbox{}, fmt.Errorf("worker: imap url %s: scheme must be imap or imaps", redact(u))
+	}
+	m.Host = strings.ToLower(u.Hostname())
+	if m.Host == "" {
+		return Mailbox{}, fmt.Errorf("worker: imap url %s: no host", redact(u))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return Mailbox{}, fmt.Errorf("worker: imap url %s: bad port %q", redact(u), p)
+		}
+		port = p
+	}
+	m.Addr = net.JoinHostPort(m.Host, port)
+	if u.User != nil {
+		m.User = u.User.Username()
+		m.Password, _ = u.User.Password()
+	}
+	m.Folder = strings.TrimPrefix(u.Path, "/")
+	if m.Folder == "" {
+		m.Folder = "INBOX"
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "tls", "processed", "quarantine", "notbounce", "auth", "token_file", "token_command", "ca_file":
+		default:
+			return Mailbox{}, fmt.Errorf("worker: imap url %s: unknown option %q", redact(u), k)
+		}
+	}
+	switch t := q.Get("tls"); t {
+	case "":
+	case "none":
+		if m.TLS == TLSImplicit {
+			return Mailbox{}, fmt.Errorf("worker: imap url %s: tls=none with imaps", redact(u))
+		}
+		m.TLS = TLSNone
+	case "starttls", "implicit":
+		m.TLS = TLSMode(t)
+	default:
+		return Mailbox{}, fmt.Errorf("worker: imap url %s: tls=%q, want none, starttls or implicit", redact(u), t)
+	}
+	m.Processed = q.Get("processed")
+	m.Quarantine = q.Get("quarantine")
+	m.NotBounce = q.Get("notbounce")
+	m.Auth = strings.ToLower(q.Get("auth"))
+	m.TokenFile = q.Get("token_file")
+	m.TokenCommand = q.Get("token_command")
+	m.CAFile = q.Get("ca_file")
+	return m, nil
+}
+
+// finish fills defaults, derives the key and checks the mailbox.
+func (m *Mailbox) finish() error {
+	if m.Folder == "" {
+		m.Folder = "INBOX"
+	}
+	if m.Processed == "" {
+		m.Processed = "Processed"
+	}
+	if m.Quarantine == "" {
+		m.Quarantine = "Quarantine"
+	}
+	if m.Auth == "" {
+		m.Auth = AuthLogin
+		if m.TokenFile != "" || m.TokenCommand != "" {
+			m.Auth = AuthXOAUTH2
+		}
+	}
+	m.Key = fmt.Sprintf("%s@%s/%s", m.User, m.Addr, m.Folder)
+	if m.User == "" {
+		return fmt.Errorf("worker: mailbox %s: no user", m.Key)
+	}
+	if m.TLS == TLSNone && !isLoopback(m.Host) {
+		return fmt.Errorf("worker: mailbox %s: tls=none is only allowed to a loopback host", m.Key)
+	}
+	for _, f := range []string{m.Processed, m.Quarantine, m.NotBounce} {
+		if f != "" && strings.EqualFold(f, m.Folder) {
+			return fmt.Errorf("worker: mailbox %s: folder %q is the bounce mailbox itself", m.Key, f)
+		}
+	}
+	switch m.Auth {
+	case AuthLogin, AuthPlain:
+		if m.Password == "" {
+			return fmt.Errorf("worker: mailbox %s: no password (URL, BOUNCER_IMAP_PASSWORD or BOUNCER_IMAP_PASSWORD_FILE)", m.Key)
+		}
+	case AuthXOAUTH2, AuthOAuthBearer:
+		if (m.TokenFile == "") == (m.TokenCommand == "") {
+			return fmt.Errorf("worker: mailbox %s: auth %s needs exactly one of token_file or token_command", m.Key, m.Auth)
+		}
+	default:
+		return fmt.Errorf("worker: mailbox %s: auth %q, want login, plain, xoauth2 or oauthbearer", m.Key, m.Auth)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names the local machine without DNS:
+// "localhost", 127.0.0.0/8 or ::1.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// redact returns u with its password removed.
+func redact(u *url.URL) string {
+	return u.Redacted()
+}
+
+// redactURLError drops the URL (which may hold a password) from a parse
+// error.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

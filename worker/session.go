@@ -1,0 +1,355 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// shutdownGrace is how long a batch under way may still take after the
+// worker is told to stop before its connection is closed under it.
+const shutdownGrace = 15 * time.Second
+
+// session is one IMAP connection working one mailbox.
+type session struct {
+	w       *Worker
+	m       *Mailbox
+	log     *slog.Logger
+	healthy func() // called once the session works, to reset the backoff
+
+	c       *imapclient.Client
+	guard   connGuard
+	wake    chan struct{} // capacity 1: new mail may have arrived
+	canIdle bool
+
+	uidValidity uint32
+	lastUID     imap.UID
+}
+
+// connGuard closes the connection when the worker stops, but lets a batch
+// that is under way finish first (for up to shutdownGrace): nothing is
+// moved before its commit, and a committed batch is best moved too.
+type connGuard struct {
+	mu       sync.Mutex
+	c        *imapclient.Client
+	inBatch  bool
+	stopping bool
+}
+
+// begin marks a batch under way; it reports false once stopping.
+func (g *connGuard) begin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return false
+	}
+	g.inBatch = true
+	return true
+}
+
+func (g *connGuard) end() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inBatch = false
+	if g.stopping {
+		g.c.Close()
+	}
+}
+
+func (g *connGuard) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopping = true
+	if !g.inBatch {
+		g.c.Close()
+		return
+	}
+	time.AfterFunc(shutdownGrace, func() { g.c.Close() })
+}
+
+// run connects, selects the mailbox, catches up and then waits for new
+// mail, until ctx ends (nil) or something fails (the error).
+func (s *session) run(ctx context.Context) error {
+	s.wake = make(chan struct{}, 1)
+	handler := &imapclient.UnilateralDataHandler{
+		// Runs on the client's reader goroutine: only signal.
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				select {
+				case s.wake <- struct{}{}:
+				default:
+				}
+			}
+		},
+	}
+	c, err := Dial(ctx, s.m, s.w.cfg.IMAPTimeout, handler)
+	if err != nil {
+		return err
+	}
+	s.c = c
+	s.guard.c = c
+	stop := context.AfterFunc(ctx, s.guard.stop)
+	defer func() {
+		if stop() {
+			c.Close()
+		}
+	}()
+	if err := s.setup(); err != nil {
+		return s.fail(ctx, err)
+	}
+	s.log.Info("imap session ready", "uidvalidity", s.uidValidity, "last_uid", s.lastUID, "idle", s.canIdle)
+	s.healthy()
+	for {
+		s.w.status.set(s.m.Key, stateCatchingUp, nil)
+		if err := s.catchUp(ctx); err != nil {
+			return s.fail(ctx, err)
+		}
+		s.w.status.set(s.m.Key, stateIdle, nil)
+		if err := s.waitForMail(ctx); err != nil {
+			return s.fail(ctx, err)
+		}
+	}
+}
+
+// fail turns an error caused by the shutdown into nil.
+func (s *session) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// do runs an IMAP exchange under the command timeout: past it the
+// connection is closed, which makes the exchange fail. go-imap has no
+// read timeout while waiting for a response, so this is what notices a
+// server that stopped answering.
+func (s *session) do(what string, f func() error) error {
+	t := time.AfterFunc(s.w.cfg.IMAPTimeout, func() { s.c.Close() })
+	err := f()
+	if !t.Stop() {
+		return fmt.Errorf("%s: no answer within %v: %w", what, s.w.cfg.IMAPTimeout, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// setup checks capabilities, creates the folders, selects the mailbox
+// and reads the checkpoint.
+func (s *session) setup() error {
+	var caps imap.CapSet
+	if err := s.do("capability", func() error { caps = s.c.Caps(); return nil }); err != nil {
+		return err
+	}
+	s.canIdle = caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)
+	if !caps.Has(imap.CapMove) && !caps.Has(imap.CapIMAP4rev2) {
+		s.log.Info("server has no MOVE; using COPY, STORE \\Deleted and EXPUNGE")
+	}
+	for _, f := range []string{s.m.Processed, s.m.Quarantine, s.m.NotBounce} {
+		if f == "" {
+			continue
+		}
+		if err := s.ensureFolder(f); err != nil {
+			return err
+		}
+	}
+	var sel *imap.SelectData
+	err := s.do("select "+s.m.Folder, func() (err error) {
+		sel, err = s.c.Select(s.m.Folder, nil).Wait()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cp, ok, err := s.w.db.Checkpoint(ctx, s.m.Key)
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	s.uidValidity = sel.UIDValidity
+	switch {
+	case !ok:
+		s.lastUID = 0
+	case cp.UIDValidity != sel.UIDValidity:
+		// RFC 3501 §2.3.1.1: the old UIDs mean nothing now. Rescan from
+		// the start; the store recognises what it has already seen.
+		s.log.Info("UIDVALIDITY changed; rescanning the mailbox", "old", cp.UIDValidity, "new", sel.UIDValidity)
+		s.lastUID = 0
+	default:
+		s.lastUID = imap.UID(cp.LastUID)
+	}
+	return nil
+}
+
+// ensureFolder creates folder f unless it exists.
+func (s *session) ensureFolder(f string) error {
+	var list []*imap.ListData
+	err := s.do("list "+f, func() (err error) {
+		list, err = s.c.List("", f, nil).Collect()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(list) > 0 {
+		return nil
+	}
+	err = s.do("create "+f, func() error { return s.c.Create(f, nil).Wait() })
+	var ie *imap.Error
+	if errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists {
+		return nil // another worker was faster
+	}
+	if err == nil {
+		s.log.Info("created folder", "folder", f)
+	}
+	return err
+}
+
+// waitForMail IDLEs (RFC 2177) until the server reports new mail, the
+// refresh interval passes or ctx ends; without IDLE it waits for the poll
+// interval.
+func (s *session) waitForMail(ctx context.Context) error {
+	if !s.canIdle {
+		t := time.NewTimer(s.w.cfg.PollInterval)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-s.c.Closed():
+			return errors.New("connection closed")
+		}
+		return nil
+	}
+	select {
+	case <-s.wake: // mail arrived while catching up
+		return nil
+	default:
+	}
+	var idle *imapclient.IdleCommand
+	if err := s.do("idle", func() (err error) { idle, err = s.c.Idle(); return err }); err != nil {
+		return err
+	}
+	// Restarting IDLE now and then also proves the server still answers:
+	// a dead connection is noticed within IdleRefresh + IMAPTimeout.
+	t := time.NewTimer(s.w.cfg.IdleRefresh)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-s.wake:
+	case <-t.C:
+	case <-s.c.Closed():
+	}
+	return s.do("idle done", func() error {
+		if err := idle.Close(); err != nil {
+			return err
+		}
+		return idle.Wait()
+	})
+}
+
+// catchUp processes every message above lastUID, in batches.
+func (s *session) catchUp(ctx context.Context) error {
+	for ctx.Err() == nil {
+		var data *imap.SearchData
+		crit := &imap.SearchCriteria{UID: []imap.UIDSet{{{Start: s.lastUID + 1, Stop: 0}}}}
+		err := s.do("search", func() (err error) {
+			data, err = s.c.UIDSearch(crit, nil).Wait()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// "n:*" includes the highest UID even when it is below n
+		// (RFC 3501 §6.4.8): drop what was seen.
+		uids := slices.DeleteFunc(data.AllUIDs(), func(u imap.UID) bool { return u <= s.lastUID })
+		if len(uids) == 0 {
+			return nil
+		}
+		slices.Sort(uids)
+		// A search result can be huge after a campaign; look at a bounded
+		// slice of it, then search again.
+		const maxRound = 5000
+		if len(uids) > maxRound {
+			uids = uids[:maxRound]
+		}
+		if err := s.processUIDs(ctx, uids); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processUIDs fetches the sizes of uids, then works them in batches
+// bounded by count and bytes.
+func (s *session) processUIDs(ctx context.Context, uids []imap.UID) error {
+	cfg := &s.w.cfg
+	for len(uids) > 0 && ctx.Err() == nil {
+		n := min(len(uids), cfg.BatchSize)
+		heads, err := s.fetchHeads(uids[:n])
+		if err != nil {
+			return err
+		}
+		// Cut at the byte budget; over-size messages weigh nothing as
+		// their bodies are not kept.
+		total, cut := 0, len(heads)
+		for i, h := range heads {
+			if h.size > cfg.MaxMessageSize {
+				continue
+			}
+			if total+h.size > cfg.BatchBytes && i > 0 {
+				cut = i
+				break
+			}
+			total += h.size
+		}
+		heads = heads[:cut]
+		if len(heads) == 0 { // every UID vanished (expunged meanwhile)
+			s.lastUID = uids[n-1]
+			uids = uids[n:]
+			continue
+		}
+		last := heads[len(heads)-1].uid
+		if err := s.processBatch(ctx, heads); err != nil {
+			return err
+		}
+		i, _ := slices.BinarySearch(uids, last)
+		uids = uids[i+1:]
+	}
+	return nil
+}
+
+// head is what is known of a message before its body is fetched.
+type head struct {
+	uid  imap.UID
+	size int
+	date time.Time
+}
+
+func (s *session) fetchHeads(uids []imap.UID) ([]head, error) {
+	var bufs []*imapclient.FetchMessageBuffer
+	opts := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}
+	err := s.do("fetch sizes", func() (err error) {
+		bufs, err = s.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	heads := make([]head, 0, len(bufs))
+	for _, b := range bufs {
+		if b.UID > s.lastUID {
+			heads = append(heads, head{uid: b.UID, size: int(b.RFC822Size), date: b.InternalDate})
+		}
+	}
+	slices.SortFunc(heads, func(a, b head) int { return int(a.uid) - int(b.uid) })
+	return heads, nil
+}
