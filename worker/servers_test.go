@@ -1,0 +1,507 @@
+package worker
+
+// Test harnesses for the real servers on loopback: Dovecot (started from a
+// generated config), go-imap's in-memory server, an embedded nats-server,
+// a throw-away Postgres database per test, and a TCP proxy to cut a
+// connection on purpose. Nothing here is a mock.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/jackc/pgx/v5"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/bouncer-mail/bouncer/store"
+)
+
+// missing fails the test when a server the tests need is not installed.
+// Under CI that is a broken setup; elsewhere the message says what to do.
+func missing(t testing.TB, what, install string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing under CI: %s", what, install)
+	}
+	t.Fatalf("%s is missing (install it: %s, or run bash .ci/run)", what, install)
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// dovecot is a Dovecot instance of the test, in the foreground, owned by
+// the test process.
+type dovecot struct {
+	t        testing.TB
+	dir      string
+	port     int
+	conf     string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	User     string
+	Password string
+}
+
+const dovecotConf = `base_dir = {{D}}/run
+state_dir = {{D}}/state
+instance_name = dovecot-test-{{PORT}}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = {{D}}/dovecot.log
+mail_location = maildir:~/Maildir
+mail_fsync = never
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {{D}}/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home={{D}}/mail/%u
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = {{PORT}}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+protocol imap {
+  mail_max_userip_connections = 100
+}
+`
+
+// startDovecot starts Dovecot on a free port with one user.
+func startDovecot(t testing.TB) *dovecot {
+	t.Helper()
+	bin, err := exec.LookPath("dovecot")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/dovecot"); serr != nil {
+			missing(t, "Dovecot", "apt-get install dovecot-imapd")
+		}
+		bin = "/usr/sbin/dovecot"
+	}
+	dir, err := os.MkdirTemp("", "bouncer-dovecot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	d := &dovecot{t: t, dir: dir, port: freePort(t), User: "bounces", Password: "secret"}
+	for _, sub := range []string{"run", "state", "mail"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		// Mail is owned by nobody (uid 0 is refused as a mail user).
+		exec.Command("chown", "nobody:nogroup", filepath.Join(dir, "mail")).Run()
+	}
+	os.WriteFile(filepath.Join(dir, "users"), []byte(d.User+":{PLAIN}"+d.Password+"\n"), 0o644)
+	conf := strings.NewReplacer("{{D}}", dir, "{{PORT}}", fmt.Sprint(d.port)).Replace(dovecotConf)
+	d.conf = filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.start(bin)
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *dovecot) start(bin string) {
+	d.t.Helper()
+	d.cmd = exec.Command(bin, "-F", "-c", d.conf)
+	d.cmd.Stdout, d.cmd.Stderr = io.Discard, io.Discard
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("start dovecot: %v", err)
+	}
+	d.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
+	waitPort(d.t, d.Addr(), 10*time.Second, d.exited)
+}
+
+// stop stops Dovecot and waits for it to exit.
+func (d *dovecot) stop() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.cmd = nil
+}
+
+// restart stops Dovecot (dropping every connection) and starts it again
+// after pause, on the same port with the same mail.
+func (d *dovecot) restart(pause time.Duration) {
+	d.t.Helper()
+	bin := d.cmd.Path
+	d.stop()
+	time.Sleep(pause)
+	d.start(bin)
+}
+
+func (d *dovecot) Addr() string { return fmt.Sprintf("127.0.0.1:%d", d.port) }
+
+// URL is the worker's URL of folder on this server.
+func (d *dovecot) URL(folder string) string {
+	return fmt.Sprintf("imap://%s:%s@%s/%s?tls=none", d.User, d.Password, d.Addr(), folder)
+}
+
+func waitPort(t testing.TB, addr string, limit time.Duration, exited <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("server for %s exited at start", addr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("nothing listens on %s after %v", addr, limit)
+}
+
+// memIMAP is go-imap's in-memory server with IMAP4rev2 capabilities (so
+// MOVE and UIDPLUS are there), plaintext login allowed on loopback.
+type memIMAP struct {
+	srv      *imapserver.Server
+	ln       net.Listener
+	user     *imapmemserver.User
+	User     string
+	Password string
+}
+
+func startMemIMAP(t testing.TB, caps imap.CapSet) *memIMAP {
+	t.Helper()
+	if caps == nil {
+		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
+	}
+	mem := imapmemserver.New()
+	m := &memIMAP{User: "bounces", Password: "secret"}
+	m.user = imapmemserver.NewUser(m.User, m.Password)
+	m.user.Create("INBOX", nil)
+	mem.AddUser(m.user)
+	m.srv = imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         caps,
+		InsecureAuth: true,
+		Logger:       discardLogger{},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ln = ln
+	go m.srv.Serve(ln)
+	t.Cleanup(func() { m.srv.Close() })
+	return m
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+
+func (m *memIMAP) Addr() string { return m.ln.Addr().String() }
+
+func (m *memIMAP) URL(folder string) string {
+	return fmt.Sprintf("imap://%s:%s@%s/%s?tls=none", m.User, m.Password, m.Addr(), folder)
+}
+
+// client logs in to an IMAP server for the test's own checks.
+func imapClient(t testing.TB, addr, user, pass string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// appendRaw APPENDs each message, unread.
+func appendRaw(t testing.TB, c *imapclient.Client, folder string, msgs ...[]byte) {
+	t.Helper()
+	var cmds []*imapclient.AppendCommand
+	for _, raw := range msgs {
+		raw = toCRLF(raw)
+		cmd := c.Append(folder, int64(len(raw)), nil)
+		cmd.Write(raw)
+		if err := cmd.Close(); err != nil {
+			t.Fatalf("append: %v", err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+}
+
+// toCRLF is the test's own line-end normalisation.
+func toCRLF(b []byte) []byte {
+	s := strings.ReplaceAll(string(b), "\r\n", "\n")
+	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
+}
+
+// folderMsg is what the tests look at in a folder.
+type folderMsg struct {
+	UID  imap.UID
+	Seen bool
+	Sum  [32]byte
+}
+
+// listFolder returns every message of folder with its flags and hash.
+func listFolder(t testing.TB, c *imapclient.Client, folder string) []folderMsg {
+	t.Helper()
+	sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) && ie.Code == imap.ResponseCodeNonExistent {
+			return nil
+		}
+		t.Fatalf("examine %s: %v", folder, err)
+	}
+	if sel.NumMessages == 0 {
+		return nil
+	}
+	sec := &imap.FetchItemBodySection{Peek: true}
+	bufs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+	if err != nil {
+		t.Fatalf("fetch %s: %v", folder, err)
+	}
+	var out []folderMsg
+	for _, b := range bufs {
+		m := folderMsg{UID: b.UID, Sum: MessageSHA256(b.FindBodySection(sec))}
+		for _, f := range b.Flags {
+			if f == imap.FlagSeen {
+				m.Seen = true
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// startNATS runs nats-server with JetStream in the test process.
+type natsSrv struct {
+	t    testing.TB
+	srv  *natsserver.Server
+	port int
+	dir  string
+}
+
+func startNATS(t testing.TB) *natsSrv {
+	t.Helper()
+	n := &natsSrv{t: t, port: freePort(t), dir: t.TempDir()}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *natsSrv) start() {
+	n.t.Helper()
+	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, JetStream: true,
+		StoreDir: n.dir, NoSigs: true, NoLog: true})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		n.t.Fatal("nats-server not ready")
+	}
+	n.srv = srv
+}
+
+func (n *natsSrv) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *natsSrv) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+// testDatabaseURL is the server the tests use: $BOUNCER_TEST_DATABASE_URL,
+// or the local one.
+func testDatabaseURL() string {
+	if u := os.Getenv("BOUNCER_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// newDatabase creates a migrated database of its own for the test and
+// returns its URL; it is dropped at the end.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	base, err := url.Parse(testDatabaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base.String())
+	if err != nil {
+		missing(t, "PostgreSQL at "+base.Redacted(), "apt-get install postgresql && pg_ctlcluster 15 main start ("+err.Error()+")")
+	}
+	admin.Close(ctx)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	name := "bouncer_worker_test_" + hex.EncodeToString(rnd[:])
+	u := *base
+	u.Path = "/" + name
+	if err := store.Migrate(ctx, u.String()); err != nil {
+		t.Fatalf("migrate %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base.String())
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	return u.String()
+}
+
+// proxy forwards TCP connections to a target until cut: then it drops
+// every connection and refuses new ones until healed.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.mu.Unlock()
+		go p.forward(c)
+	}
+}
+
+func (p *proxy) forward(c net.Conn) {
+	u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		u.Close()
+		return
+	}
+	p.conns[c], p.conns[u] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(u, c); done <- struct{}{} }()
+	go func() { io.Copy(c, u); done <- struct{}{} }()
+	<-done
+	c.Close()
+	u.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, u)
+	p.mu.Unlock()
+}
+
+// cut drops every connection and refuses new ones.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// viaProxy returns databaseURL with its host replaced by the proxy's.
+func viaProxy(databaseURL, proxyAddr string) string {
+	u, _ := url.Parse(databaseURL)
+	u.Host = proxyAddr
+	return u.String()
+}
