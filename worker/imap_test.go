@@ -229,3 +229,7 @@ func TestDialTimeout(t *testing.T) {
 		t.Errorf("Dial gave up after %v, want about 0.5s", d)
 	}
 }
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

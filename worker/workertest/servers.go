@@ -1,4 +1,9 @@
-package worker
+// Package workertest starts the real servers the worker's tests need, on
+// loopback: Dovecot (from a generated config), go-imap's in-memory server,
+// an embedded nats-server with JetStream, a throw-away Postgres database per
+// test, and a TCP proxy that cuts or freezes a connection on purpose.
+// Nothing here is a mock.
+package workertest
 
 // Test harnesses for the real servers on loopback: Dovecot (started from a
 // generated config), go-imap's in-memory server, an embedded nats-server,
@@ -8,6 +13,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,7 +40,7 @@ import (
 
 // missing fails the test when a server the tests need is not installed.
 // Under CI that is a broken setup; elsewhere the message says what to do.
-func missing(t testing.TB, what, install string) {
+func Missing(t testing.TB, what, install string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s is missing under CI: %s", what, install)
@@ -42,7 +48,7 @@ func missing(t testing.TB, what, install string) {
 	t.Fatalf("%s is missing (install it: %s, or run bash .ci/run)", what, install)
 }
 
-func freePort(t testing.TB) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +60,7 @@ func freePort(t testing.TB) int {
 
 // dovecot is a Dovecot instance of the test, in the foreground, owned by
 // the test process.
-type dovecot struct {
+type Dovecot struct {
 	t        testing.TB
 	dir      string
 	port     int
@@ -104,12 +110,12 @@ protocol imap {
 `
 
 // startDovecot starts Dovecot on a free port with one user.
-func startDovecot(t testing.TB) *dovecot {
+func StartDovecot(t testing.TB) *Dovecot {
 	t.Helper()
 	bin, err := exec.LookPath("dovecot")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/dovecot"); serr != nil {
-			missing(t, "Dovecot", "apt-get install dovecot-imapd")
+			Missing(t, "Dovecot", "apt-get install dovecot-imapd")
 		}
 		bin = "/usr/sbin/dovecot"
 	}
@@ -119,7 +125,7 @@ func startDovecot(t testing.TB) *dovecot {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
-	d := &dovecot{t: t, dir: dir, port: freePort(t), User: "bounces", Password: "secret"}
+	d := &Dovecot{t: t, dir: dir, port: FreePort(t), User: "bounces", Password: "secret"}
 	for _, sub := range []string{"run", "state", "mail"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -135,12 +141,12 @@ func startDovecot(t testing.TB) *dovecot {
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d.start(bin)
-	t.Cleanup(d.stop)
+	d.Start(bin)
+	t.Cleanup(d.Stop)
 	return d
 }
 
-func (d *dovecot) start(bin string) {
+func (d *Dovecot) Start(bin string) {
 	d.t.Helper()
 	d.cmd = exec.Command(bin, "-F", "-c", d.conf)
 	d.cmd.Stdout, d.cmd.Stderr = io.Discard, io.Discard
@@ -149,11 +155,11 @@ func (d *dovecot) start(bin string) {
 	}
 	d.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
-	waitPort(d.t, d.Addr(), 10*time.Second, d.exited)
+	WaitPort(d.t, d.Addr(), 10*time.Second, d.exited)
 }
 
 // stop stops Dovecot and waits for it to exit.
-func (d *dovecot) stop() {
+func (d *Dovecot) Stop() {
 	if d.cmd == nil {
 		return
 	}
@@ -169,22 +175,22 @@ func (d *dovecot) stop() {
 
 // restart stops Dovecot (dropping every connection) and starts it again
 // after pause, on the same port with the same mail.
-func (d *dovecot) restart(pause time.Duration) {
+func (d *Dovecot) Restart(pause time.Duration) {
 	d.t.Helper()
 	bin := d.cmd.Path
-	d.stop()
+	d.Stop()
 	time.Sleep(pause)
-	d.start(bin)
+	d.Start(bin)
 }
 
-func (d *dovecot) Addr() string { return fmt.Sprintf("127.0.0.1:%d", d.port) }
+func (d *Dovecot) Addr() string { return fmt.Sprintf("127.0.0.1:%d", d.port) }
 
 // URL is the worker's URL of folder on this server.
-func (d *dovecot) URL(folder string) string {
+func (d *Dovecot) URL(folder string) string {
 	return fmt.Sprintf("imap://%s:%s@%s/%s?tls=none", d.User, d.Password, d.Addr(), folder)
 }
 
-func waitPort(t testing.TB, addr string, limit time.Duration, exited <-chan struct{}) {
+func WaitPort(t testing.TB, addr string, limit time.Duration, exited <-chan struct{}) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
@@ -204,7 +210,7 @@ func waitPort(t testing.TB, addr string, limit time.Duration, exited <-chan stru
 
 // memIMAP is go-imap's in-memory server with IMAP4rev2 capabilities (so
 // MOVE and UIDPLUS are there), plaintext login allowed on loopback.
-type memIMAP struct {
+type MemIMAP struct {
 	srv      *imapserver.Server
 	ln       net.Listener
 	user     *imapmemserver.User
@@ -212,13 +218,13 @@ type memIMAP struct {
 	Password string
 }
 
-func startMemIMAP(t testing.TB, caps imap.CapSet) *memIMAP {
+func StartMemIMAP(t testing.TB, caps imap.CapSet) *MemIMAP {
 	t.Helper()
 	if caps == nil {
 		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
 	}
 	mem := imapmemserver.New()
-	m := &memIMAP{User: "bounces", Password: "secret"}
+	m := &MemIMAP{User: "bounces", Password: "secret"}
 	m.user = imapmemserver.NewUser(m.User, m.Password)
 	m.user.Create("INBOX", nil)
 	mem.AddUser(m.user)
@@ -244,14 +250,14 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(string, ...any) {}
 
-func (m *memIMAP) Addr() string { return m.ln.Addr().String() }
+func (m *MemIMAP) Addr() string { return m.ln.Addr().String() }
 
-func (m *memIMAP) URL(folder string) string {
+func (m *MemIMAP) URL(folder string) string {
 	return fmt.Sprintf("imap://%s:%s@%s/%s?tls=none", m.User, m.Password, m.Addr(), folder)
 }
 
 // client logs in to an IMAP server for the test's own checks.
-func imapClient(t testing.TB, addr, user, pass string) *imapclient.Client {
+func IMAPClient(t testing.TB, addr, user, pass string) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
@@ -265,11 +271,11 @@ func imapClient(t testing.TB, addr, user, pass string) *imapclient.Client {
 }
 
 // appendRaw APPENDs each message, unread.
-func appendRaw(t testing.TB, c *imapclient.Client, folder string, msgs ...[]byte) {
+func AppendRaw(t testing.TB, c *imapclient.Client, folder string, msgs ...[]byte) {
 	t.Helper()
 	var cmds []*imapclient.AppendCommand
 	for _, raw := range msgs {
-		raw = toCRLF(raw)
+		raw = ToCRLF(raw)
 		cmd := c.Append(folder, int64(len(raw)), nil)
 		cmd.Write(raw)
 		if err := cmd.Close(); err != nil {
@@ -285,20 +291,20 @@ func appendRaw(t testing.TB, c *imapclient.Client, folder string, msgs ...[]byte
 }
 
 // toCRLF is the test's own line-end normalisation.
-func toCRLF(b []byte) []byte {
+func ToCRLF(b []byte) []byte {
 	s := strings.ReplaceAll(string(b), "\r\n", "\n")
 	return []byte(strings.ReplaceAll(s, "\n", "\r\n"))
 }
 
 // folderMsg is what the tests look at in a folder.
-type folderMsg struct {
+type FolderMsg struct {
 	UID  imap.UID
 	Seen bool
 	Sum  [32]byte
 }
 
 // listFolder returns every message of folder with its flags and hash.
-func listFolder(t testing.TB, c *imapclient.Client, folder string) []folderMsg {
+func ListFolder(t testing.TB, c *imapclient.Client, folder string) []FolderMsg {
 	t.Helper()
 	sel, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
@@ -316,9 +322,9 @@ func listFolder(t testing.TB, c *imapclient.Client, folder string) []folderMsg {
 	if err != nil {
 		t.Fatalf("fetch %s: %v", folder, err)
 	}
-	var out []folderMsg
+	var out []FolderMsg
 	for _, b := range bufs {
-		m := folderMsg{UID: b.UID, Sum: MessageSHA256(b.FindBodySection(sec))}
+		m := FolderMsg{UID: b.UID, Sum: sha256.Sum256(ToCRLF(b.FindBodySection(sec)))}
 		for _, f := range b.Flags {
 			if f == imap.FlagSeen {
 				m.Seen = true
@@ -330,22 +336,22 @@ func listFolder(t testing.TB, c *imapclient.Client, folder string) []folderMsg {
 }
 
 // startNATS runs nats-server with JetStream in the test process.
-type natsSrv struct {
+type NATS struct {
 	t    testing.TB
 	srv  *natsserver.Server
 	port int
 	dir  string
 }
 
-func startNATS(t testing.TB) *natsSrv {
+func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	n := &natsSrv{t: t, port: freePort(t), dir: t.TempDir()}
-	n.start()
-	t.Cleanup(n.stop)
+	n := &NATS{t: t, port: FreePort(t), dir: t.TempDir()}
+	n.Start()
+	t.Cleanup(n.Stop)
 	return n
 }
 
-func (n *natsSrv) start() {
+func (n *NATS) Start() {
 	n.t.Helper()
 	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: n.port, JetStream: true,
 		StoreDir: n.dir, NoSigs: true, NoLog: true})
@@ -359,7 +365,7 @@ func (n *natsSrv) start() {
 	n.srv = srv
 }
 
-func (n *natsSrv) stop() {
+func (n *NATS) Stop() {
 	if n.srv != nil {
 		n.srv.Shutdown()
 		n.srv.WaitForShutdown()
@@ -367,11 +373,11 @@ func (n *natsSrv) stop() {
 	}
 }
 
-func (n *natsSrv) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
 
 // testDatabaseURL is the server the tests use: $BOUNCER_TEST_DATABASE_URL,
 // or the local one.
-func testDatabaseURL() string {
+func DatabaseURL() string {
 	if u := os.Getenv("BOUNCER_TEST_DATABASE_URL"); u != "" {
 		return u
 	}
@@ -380,9 +386,9 @@ func testDatabaseURL() string {
 
 // newDatabase creates a migrated database of its own for the test and
 // returns its URL; it is dropped at the end.
-func newDatabase(t testing.TB) string {
+func NewDatabase(t testing.TB) string {
 	t.Helper()
-	base, err := url.Parse(testDatabaseURL())
+	base, err := url.Parse(DatabaseURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +396,7 @@ func newDatabase(t testing.TB) string {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, base.String())
 	if err != nil {
-		missing(t, "PostgreSQL at "+base.Redacted(), "apt-get install postgresql && pg_ctlcluster 15 main start ("+err.Error()+")")
+		Missing(t, "PostgreSQL at "+base.Redacted(), "apt-get install postgresql && pg_ctlcluster 15 main start ("+err.Error()+")")
 	}
 	admin.Close(ctx)
 	var rnd [6]byte
@@ -416,30 +422,31 @@ func newDatabase(t testing.TB) string {
 
 // proxy forwards TCP connections to a target until cut: then it drops
 // every connection and refuses new ones until healed.
-type proxy struct {
+type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]bool
+	mu     sync.Mutex
+	down   bool
+	frozen bool
+	conns  map[net.Conn]bool
 }
 
-func startProxy(t testing.TB, target string) *proxy {
+func StartProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.cut() })
+	t.Cleanup(func() { ln.Close(); p.Cut() })
 	return p
 }
 
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *proxy) serve() {
+func (p *Proxy) serve() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -456,7 +463,7 @@ func (p *proxy) serve() {
 	}
 }
 
-func (p *proxy) forward(c net.Conn) {
+func (p *Proxy) forward(c net.Conn) {
 	u, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
 		c.Close()
@@ -472,8 +479,8 @@ func (p *proxy) forward(c net.Conn) {
 	p.conns[c], p.conns[u] = true, true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(u, c); done <- struct{}{} }()
-	go func() { io.Copy(c, u); done <- struct{}{} }()
+	go func() { p.copy(u, c); done <- struct{}{} }()
+	go func() { p.copy(c, u); done <- struct{}{} }()
 	<-done
 	c.Close()
 	u.Close()
@@ -483,8 +490,37 @@ func (p *proxy) forward(c net.Conn) {
 	p.mu.Unlock()
 }
 
-// cut drops every connection and refuses new ones.
-func (p *proxy) cut() {
+// copy forwards src to dst, dropping what arrives while frozen.
+func (p *Proxy) copy(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			frozen := p.frozen
+			p.mu.Unlock()
+			if !frozen {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Freeze keeps the connections open but silently drops everything: a peer
+// that hangs without closing, which only timeouts can notice.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+}
+
+// Cut drops every connection and refuses new ones.
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.down = true
@@ -493,14 +529,14 @@ func (p *proxy) cut() {
 	}
 }
 
-func (p *proxy) heal() {
+func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.down = false
+	p.down, p.frozen = false, false
 }
 
 // viaProxy returns databaseURL with its host replaced by the proxy's.
-func viaProxy(databaseURL, proxyAddr string) string {
+func ViaProxy(databaseURL, proxyAddr string) string {
 	u, _ := url.Parse(databaseURL)
 	u.Host = proxyAddr
 	return u.String()
