@@ -20,13 +20,17 @@ type CheckRequest struct {
 	ListID  string `json:"list_id,omitempty"`
 }
 
-// CheckResponse answers a CheckRequest. Suppression holds the store's
-// record when Suppressed.
+// CheckResponse answers a CheckRequest. When Suppressed, the other fields
+// describe the suppression in force (a global one wins over a list's).
 type CheckResponse struct {
-	Address     string `json:"address"`
-	ListID      string `json:"list_id,omitempty"`
-	Suppressed  bool   `json:"suppressed"`
-	Suppression any    `json:"suppression,omitempty"`
+	Address    string     `json:"address"`
+	ListID     string     `json:"list_id,omitempty"`
+	Suppressed bool       `json:"suppressed"`
+	Scope      string     `json:"scope,omitempty"`  // global or list
+	Reason     string     `json:"reason,omitempty"` // hard, soft, complaint, manual
+	Category   string     `json:"category,omitempty"`
+	Since      *time.Time `json:"since,omitempty"`
+	Expires    *time.Time `json:"expires,omitempty"`
 }
 
 // serveSuppressionCheck runs the micro service bouncer.suppression.check
@@ -76,7 +80,13 @@ func (w *Worker) handleCheck(ctx context.Context, req micro.Request) {
 	}
 	resp := CheckResponse{Address: cr.Address, ListID: cr.ListID, Suppressed: sup != nil}
 	if sup != nil {
-		resp.Suppression = sup
+		resp.Scope = string(sup.Scope())
+		resp.Reason = string(sup.Reason)
+		resp.Category = string(sup.Category)
+		resp.Since = &sup.CreatedAt
+		if !sup.ExpiresAt.IsZero() {
+			resp.Expires = &sup.ExpiresAt
+		}
 	}
 	req.RespondJSON(resp)
 }

@@ -61,6 +61,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	defer db.Close()
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bouncer "+cfg.Owner),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.ReconnectBufSize(-1), // publishing fails fast while NATS is away; the outbox keeps the rows
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
 	if err != nil {
