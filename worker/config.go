@@ -109,6 +109,9 @@ type Config struct {
 
 	// Mailboxes is filled by Validate from IMAPURLs and ConfigFile.
 	Mailboxes []Mailbox
+
+	// noIdle makes the worker poll even when the server has IDLE (tests).
+	noIdle bool
 }
 
 // StreamConfig is how the BOUNCES stream is created or updated at start.

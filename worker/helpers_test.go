@@ -254,8 +254,13 @@ func expect(msgs []corpusMsg, copies int) expectation {
 // folderState counts the messages of each folder by hash.
 func folderState(t testing.TB, c *imapclient.Client, inbox string) map[string]map[[32]byte]int {
 	t.Helper()
+	return folderStateOf(t, c, inbox, []string{"", "Processed", "Quarantine"})
+}
+
+func folderStateOf(t testing.TB, c *imapclient.Client, inbox string, folders []string) map[string]map[[32]byte]int {
+	t.Helper()
 	out := map[string]map[[32]byte]int{}
-	for _, f := range []string{"", "Processed", "Quarantine"} {
+	for _, f := range folders {
 		name := f
 		if f == "" {
 			name = inbox
@@ -295,7 +300,11 @@ func total(m map[[32]byte]int) int {
 func waitFolders(t testing.TB, c *imapclient.Client, inbox string, e expectation, limit time.Duration) {
 	t.Helper()
 	waitFor(t, limit, "folders as expected", func() (bool, string) {
-		got := folderState(t, c, inbox)
+		var folders []string
+		for f := range e.folders {
+			folders = append(folders, f)
+		}
+		got := folderStateOf(t, c, inbox, folders)
 		ok := true
 		var state []string
 		for f, want := range e.folders {

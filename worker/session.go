@@ -149,7 +149,7 @@ func (s *session) setup() error {
 	if err := s.do("capability", func() error { caps = s.c.Caps(); return nil }); err != nil {
 		return err
 	}
-	s.canIdle = caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)
+	s.canIdle = (caps.Has(imap.CapIdle) || caps.Has(imap.CapIMAP4rev2)) && !s.w.cfg.noIdle
 	if !caps.Has(imap.CapMove) && !caps.Has(imap.CapIMAP4rev2) {
 		s.log.Info("server has no MOVE; using COPY, STORE \\Deleted and EXPUNGE")
 	}

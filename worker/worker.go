@@ -61,6 +61,7 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
+		w.metrics.reconnects.WithLabelValues(cfg.Mailboxes[i].Key) // a series from the start
 	}
 	return w, nil
 }

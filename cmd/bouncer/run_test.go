@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	wt "github.com/bouncer-mail/bouncer/worker/workertest"
+)
+
+// `bouncer run` works a Dovecot mailbox that `bouncer inject` fills with
+// the dev corpus; it serves health and metrics, and stops cleanly.
+func TestRunAndInject(t *testing.T) {
+	d := wt.StartDovecot(t)
+	n := wt.StartNATS(t)
+	dbURL := wt.NewDatabase(t)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", wt.FreePort(t))
+	vars := map[string]string{
+		"DATABASE_URL":          dbURL,
+		"NATS_URL":              n.URL(),
+		"BOUNCER_IMAP_URL":      fmt.Sprintf("imap://%s@%s/INBOX?tls=none", d.User, d.Addr()),
+		"BOUNCER_IMAP_PASSWORD": d.Password,
+		"BOUNCER_HTTP_ADDR":     httpAddr,
+		"BOUNCER_LOG_LEVEL":     "warn",
+	}
+	getenv := func(k string) string { return vars[k] }
+	var runErr bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: io.Discard, stderr: &runErr, getenv: getenv}, []string{"run", "--owner", "test-run"})
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitUntil(t, 20*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
+
+	dir := filepath.Join("..", "..", "..", "shared", "corpus", "dev")
+	files, err := injectFiles([]string{dir})
+	if err != nil || len(files) == 0 {
+		t.Fatalf("dev corpus in %s: %d files, %v", dir, len(files), err)
+	}
+	var out, errOut bytes.Buffer
+	err = run(ctx, &env{stdout: &out, stderr: &errOut, getenv: getenv}, []string{"inject", "--imap", vars["BOUNCER_IMAP_URL"], dir})
+	if err != nil {
+		t.Fatalf("bouncer inject = %v; %s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("appended %d message(s)", len(files))) {
+		t.Errorf("bouncer inject said %q, want %d appended", out.String(), len(files))
+	}
+	// Every injected message is committed once (duplicates included).
+	msgCount := regexp.MustCompile(`(?m)^bouncer_messages_total\{kind="[a-z_]+"\} (\d+)$`)
+	waitUntil(t, 60*time.Second, "every message committed", func() bool {
+		_, body := get("/metrics")
+		sum := 0
+		for _, m := range msgCount.FindAllStringSubmatch(body, -1) {
+			k, _ := strconv.Atoi(m[1])
+			sum += k
+		}
+		return sum == len(files)
+	})
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("GET /healthz = %d", code)
+	}
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("bouncer run after SIGTERM = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("bouncer run did not stop within 20s")
+	}
+	if strings.Contains(runErr.String(), `"level":"ERROR"`) {
+		t.Errorf("bouncer run logged errors:\n%s", runErr.String())
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	for _, args := range [][]string{
+		{"run"}, // no mailbox
+		{"run", "--imap", "imap://u:p@mail.example.com/INBOX?tls=none"},
+		{"inject", "--imap", "imap://u:p@127.0.0.1:1/INBOX?tls=none"}, // no files
+	} {
+		if err := run(context.Background(), e, args); !errors.Is(err, errUsage) {
+			t.Errorf("bouncer %v = %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestToCRLF(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\nb\n":       "a\r\nb\r\n",
+		"a\r\nb\r\n":   "a\r\nb\r\n",
+		"a\r\nb\nc":    "a\r\nb\r\nc",
+		"no line end":  "no line end",
+		"\n\n":         "\r\n\r\n",
+		"mixed\r\n\n.": "mixed\r\n\r\n.",
+	} {
+		if got := string(toCRLF([]byte(in))); got != want {
+			t.Errorf("toCRLF(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
