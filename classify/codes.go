@@ -70,6 +70,9 @@ func findStatusAt(s string, from int) (string, int) {
 // hyphen (multi-line replies) or the end, not by more digits or a dot.
 // Codes followed by an enhanced status code are preferred.
 func findReplyCode(s string) int {
+	if c := innerReplyCode(s); c != 0 {
+		return c
+	}
 	best, bestStrong := 0, false
 	for i := 0; i+3 <= len(s); i++ {
 		c := s[i]
@@ -133,4 +136,66 @@ func leadsCode(before string) bool {
 	}
 	l := strings.ToLower(b)
 	return strings.HasSuffix(l, "said") || strings.HasSuffix(l, "replied") || strings.HasSuffix(l, "response") || strings.HasSuffix(l, "error")
+}
+
+// quotedStatus returns the status code a diagnostic text reports: the first
+// one written right after a reply code ("550 5.2.2", "550-'5.2.2"), which
+// is the remote server's, else the first specific one, else the first.
+// Reporting MTAs often put a status of their own ("5.1.0 - Unknown address
+// error") in front of the remote's reply.
+func quotedStatus(s string) string {
+	first, specific := "", ""
+	for from := 0; ; {
+		st, at := findStatusAt(s, from)
+		if at < 0 {
+			break
+		}
+		if first == "" {
+			first = st
+		}
+		if specific == "" && !strings.HasSuffix(st, ".0.0") {
+			specific = st
+		}
+		if afterReplyCode(s[:at]) {
+			return st
+		}
+		from = at + len(st)
+	}
+	if specific != "" {
+		return specific
+	}
+	return first
+}
+
+// afterReplyCode reports whether before ends with a reply code and the
+// separator MTAs put between it and a status code.
+func afterReplyCode(before string) bool {
+	b := strings.TrimRight(before, " -'\"#")
+	if len(b) < 3 {
+		return false
+	}
+	c := b[len(b)-3:]
+	if !(c[0] == '4' || c[0] == '5' || c[0] == '2') || !isDigit(c[1]) || !isDigit(c[2]) {
+		return false
+	}
+	return len(b) == 3 || !isAlnum(b[len(b)-4]) && b[len(b)-4] != '.'
+}
+
+// innerReplyCode reads Sendmail's "554 <user@example.org>... 550 Host
+// unknown": the code after the "<address>... " is the remote's reply, the
+// one in front Sendmail's own summary of it.
+func innerReplyCode(s string) int {
+	t := strings.TrimSpace(s)
+	if len(t) < 8 || !(t[0] == '4' || t[0] == '5') || !isDigit(t[1]) || !isDigit(t[2]) || t[3] != ' ' {
+		return 0
+	}
+	i := strings.Index(t, "... ")
+	if i < 0 || i > 300 {
+		return 0
+	}
+	r := t[i+4:]
+	if len(r) >= 4 && (r[0] == '4' || r[0] == '5') && isDigit(r[1]) && isDigit(r[2]) && (r[3] == ' ' || r[3] == '-') {
+		return int(r[0]-'0')*100 + int(r[1]-'0')*10 + int(r[2]-'0')
+	}
+	return 0
 }

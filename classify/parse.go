@@ -562,7 +562,7 @@ func (m *message) decideAll(rep *Report) {
 			r.SMTPCode = findReplyCode(r.Diagnostic)
 		}
 		if r.Status == "" {
-			r.Status = findStatus(r.Diagnostic)
+			r.Status = quotedStatus(r.Diagnostic)
 		}
 		if r.Command == "" {
 			r.Command = commandIn(r.Diagnostic)
@@ -573,7 +573,7 @@ func (m *message) decideAll(rep *Report) {
 		}
 		if r.Category == "" {
 			d := decide(r, rep.Original.AutoReply)
-			r.Category, r.Severity, r.Suppress, r.Rule = d.category, d.severity, d.suppress, d.rule
+			r.Status, r.Category, r.Severity, r.Suppress, r.Rule = d.status, d.category, d.severity, d.suppress, d.rule
 		}
 		if r.Failed() && r.Action != "delayed" {
 			allDelayed = false

@@ -69,6 +69,7 @@ var phraseRules = []phraseRule{
 		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
 		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
+		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
 	}},
 	{AuthRequired, []string{
 		"authentication required", "authentication is required", "auth required", "authrequired",
@@ -147,7 +148,7 @@ var phraseRules = []phraseRule{
 		"not a valid mailbox",
 	}},
 	{DomainUnknown, []string{
-		"host unknown", "domain does not exist", "no such domain", "unrouteable address",
+		"because the domain is not reachable", "host unknown", "domain does not exist", "no such domain", "unrouteable address",
 		"unroutable address", "domain not found", "domain couldn't be found", "domain name not found",
 		"host or domain name not found", "does not accept mail", "no mx record", "no smtp service",
 		"null mx", "nullmx", "domain is not valid", "domain not exist", "no route for",
@@ -156,13 +157,13 @@ var phraseRules = []phraseRule{
 
 	// Passing trouble.
 	{Network, []string{
-		"connection timed out", "no route to host", "host not found, try again", "name service error",
+		"did not accept our requests to connect", "socket error", "connection timed out", "no route to host", "host not found, try again", "name service error",
 		"unable to connect", "network is unreachable", "lost connection",
 		"temporary failure in name resolution", "dns error", "routing loop", "hop count exceeded",
 		"could not connect", "connection reset", "starttls",
 	}},
 	{Expired, []string{
-		"retry timeout exceeded", "in the queue too long", "could not deliver for the last",
+		"delivery failed # attempts", "failed after # attempts", "retry timeout exceeded", "in the queue too long", "could not deliver for the last",
 		"all hosts have been failing", "delivery time expired", "message expired", "envelope expired",
 		"unable to deliver this message after", "retry time",
 		"no longer attempting", "message timed out", "delivery expired", "could not find a gateway",
@@ -183,7 +184,8 @@ var weakRules = []phraseRule{
 	{Blocked, []string{"your ip", "ip address", "blocked by", "access denied", "connection refused"}},
 	{ContentRejected, []string{"looks like", "suspicious", "attachment", "mail rejected", "message rejected"}},
 	{MailboxUnknown, []string{"mailbox unavailable", "mailbox not available", "no mailbox", "address not found", "invalid address", "recipient rejected", "no account", "mailbox is unavailable", "no valid recipients"}},
-	{Network, []string{"timed out", "tls", "certificate"}},
+	{Network, []string{"timed out"}},
+	{Policy, []string{"tls", "certificate"}},
 	{Expired, []string{"giving up", "gave up", "expired"}},
 	{System, []string{"try again later", "please try later", "not available", "unavailable", "temporary failure"}},
 }
@@ -260,6 +262,7 @@ func severityOf(c Category) Severity {
 
 // decision is the outcome of the rules for one recipient.
 type decision struct {
+	status   string // the status that decided: the quoted one on conflict
 	category Category
 	severity Severity
 	suppress bool
@@ -294,12 +297,45 @@ func normalize(s string) string {
 func matchPhrase(rules []phraseRule, text string) (Category, string) {
 	for _, r := range rules {
 		for _, p := range r.phrases {
-			if strings.Contains(text, p) {
+			if containsPhrase(text, p) {
 				return r.category, p
 			}
 		}
 	}
 	return "", ""
+}
+
+// containsPhrase reports whether text contains p, where a '#' in p stands
+// for a run of digits.
+func containsPhrase(text, p string) bool {
+	hash := strings.IndexByte(p, '#')
+	if hash < 0 {
+		return strings.Contains(text, p)
+	}
+	head, tail := p[:hash], p[hash+1:]
+	for off := 0; off < len(text); {
+		i := strings.Index(text[off:], head)
+		if i < 0 {
+			return false
+		}
+		j := off + i + len(head)
+		k := j
+		for k < len(text) && isDigit(text[k]) {
+			k++
+		}
+		if k > j && containsPhraseAt(text[k:], tail) {
+			return true
+		}
+		off += i + 1
+	}
+	return false
+}
+
+func containsPhraseAt(text, p string) bool {
+	if strings.IndexByte(p, '#') < 0 {
+		return strings.HasPrefix(text, p)
+	}
+	return containsPhrase(text, p) && strings.HasPrefix(text, p[:strings.IndexByte(p, '#')])
 }
 
 // statusCategory runs step 4: the category an enhanced status names.
@@ -335,19 +371,25 @@ func statusClass(status string, code int) byte {
 // returned original was itself an automatic reply.
 func decide(r *Recipient, autoReply bool) decision {
 	if r.Action == "delayed" {
-		return decision{Delayed, None, false, "action:delayed"}
+		st := r.Status
+		if q := quotedStatus(r.Diagnostic); q != "" && (st == "" || generic(st)) {
+			st = q
+		}
+		return decision{st, Delayed, None, false, "action:delayed"}
 	}
 	text := normalize(r.Diagnostic)
 	status := r.Status
-	quoted := findStatus(r.Diagnostic)
+	quoted := quotedStatus(r.Diagnostic)
 	conflict := ""
-	if quoted != "" && status != "" && quoted != status && !generic(quoted) {
-		conflict = "+quoted_status:" + quoted
+	switch {
+	case quoted == "" || quoted == status:
+	case status == "":
 		status = quoted
-	} else if status == "" || generic(status) && quoted != "" {
-		if quoted != "" {
-			status = quoted
-		}
+	case generic(status) && quoted[0] == status[0]:
+		status = quoted // "Status: 5.0.0" says less than the reply's 5.2.2
+	case !generic(quoted):
+		conflict = "+status_field:" + status
+		status = quoted
 	}
 	class := statusClass(status, r.SMTPCode)
 	if r.SMTPCode >= 400 && r.SMTPCode < 500 && class == '5' && status == quoted {
@@ -373,7 +415,7 @@ func decide(r *Recipient, autoReply bool) decision {
 			// recipient's.
 			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_status"
 		}
-		if cat == MailboxUnknown && !recipientStatus(status) && r.Command != "RCPT" && !directoryPhrase(text) {
+		if cat == MailboxUnknown && !recipientStatus(status) && r.Command != "RCPT" && !directoryPhrase(text) && !echoesRecipient(text) {
 			if r.Command == "DATA" {
 				// A "user unknown" answered to the message's content, after
 				// the recipient had been accepted, is the recipient's filter
@@ -426,7 +468,7 @@ func decide(r *Recipient, autoReply bool) decision {
 		sup = false
 		rule += "+original_auto_reply"
 	}
-	return decision{cat, sev, sup, rule}
+	return decision{status, cat, sev, sup, rule}
 }
 
 // recipientStatus reports whether a status is one of the X.1.x codes about
@@ -465,6 +507,19 @@ var directoryPhrases = []string{
 
 func nullMX(text string) bool {
 	return strings.Contains(text, "null mx") || strings.Contains(text, "nullmx") || strings.Contains(text, "doesn't receive email")
+}
+
+// echoesRecipient reports whether the reply names the refused address right
+// before its reason, "550 <user@example.org>: User unknown": the answer to
+// RCPT TO, whose argument it repeats. Filters refusing after DATA answer
+// without it ("550 : User unknown").
+func echoesRecipient(text string) bool {
+	i := strings.Index(text, ">: user unknown")
+	if i < 0 {
+		return false
+	}
+	j := strings.LastIndexByte(text[:i], '<')
+	return j >= 0 && strings.IndexByte(text[j:i], '@') > 0 && !strings.Contains(text[j:i], " ")
 }
 
 // generic reports whether a status says nothing beyond its class (X.0.0).

@@ -166,7 +166,7 @@ func quotedHeaderStart(lines []string, i int) bool {
 // commandIn finds the SMTP command a failure answered, from the words MTAs
 // use for it.
 func commandIn(s string) string {
-	l := strings.ToLower(s)
+	l := normalize(s)
 	type cw struct{ word, cmd string }
 	for _, c := range []cw{
 		{"after rcpt command", "RCPT"}, {"for rcpt command", "RCPT"}, {"after data command", "DATA"},
@@ -620,6 +620,15 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		}
 		if !explained {
 			out[i].lines = append(out[i].lines, shared...)
+		}
+		if !explained && len(shared) == 0 && out[i].segment != "" {
+			// Nothing said why: keep what the notice says after the
+			// address, for people to read.
+			for _, l := range strings.Split(out[i].segment, "\n")[1:] {
+				if t := strings.TrimSpace(l); t != "" && !boilerplate(t) && len(out[i].lines) < 8 {
+					out[i].lines = append(out[i].lines, t)
+				}
+			}
 		}
 	}
 	return out
