@@ -102,6 +102,15 @@ func (m *message) classify() *Report {
 	switch {
 	case m.arf != nil:
 		m.complaint(rep)
+	case m.isJMRP():
+		m.jmrp(rep)
+	case m.isUnsubscribe():
+		rep.Kind = KindComplaint
+		rep.FeedbackType = "opt-out"
+		rep.Recipients = []Recipient{{
+			Address: firstAddress(m.h.Get("From")), Action: "failed", Category: Complaint, Severity: None,
+			Diagnostic: "unsubscribe request", Rule: "unsubscribe:opt-out",
+		}}
 	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
 	case m.fromEmbeddedDSN(rep):
 	case m.isBounce() && m.fromText(rep):
@@ -256,9 +265,41 @@ func (m *message) complaint(rep *Report) {
 	}
 	rep.ReportingMTA = strings.TrimSpace(stripType(h.Get("Reporting-Mta")))
 	rep.Recipients = []Recipient{{
-		Address: addr, Action: "failed", Category: Complaint, Severity: None, Suppress: addr != "",
+		Address: addr, Action: "failed", Category: Complaint, Severity: None,
 		Diagnostic: "feedback report: " + rep.FeedbackType,
 		Rule:       "arf:" + rep.FeedbackType,
+	}}
+}
+
+// isUnsubscribe reports whether the message is an automatic unsubscribe
+// request (a mail client acting on a List-Unsubscribe mailto: link, RFC
+// 2369): generated automatically, with the subject "unsubscribe".
+func (m *message) isUnsubscribe() bool {
+	s := strings.ToLower(strings.TrimSpace(decodeHeader(m.h.Get("Subject"))))
+	return s == "unsubscribe" && autoReplyHeader(m.h) != ""
+}
+
+// isJMRP reports whether the message is a complaint in the format of
+// Microsoft's Junk Mail Reporting Program: no ARF part, the subject
+// "complaint about message from IP" and the reported message attached.
+func (m *message) isJMRP() bool {
+	s := strings.ToLower(strings.TrimSpace(m.h.Get("Subject")))
+	return m.original != nil && strings.HasPrefix(s, "complaint about message from")
+}
+
+// jmrp fills rep from a JMRP complaint: the complaining recipient is named
+// by X-HmXmrOriginalRecipient in the attached message, else its To.
+func (m *message) jmrp(rep *Report) {
+	rep.Kind = KindComplaint
+	rep.FeedbackType = "abuse"
+	h, _ := headerBlock(m.original.text())
+	addr := firstAddress(h.Get("X-Hmxmroriginalrecipient"))
+	if addr == "" {
+		addr = firstAddress(h.Get("To"))
+	}
+	rep.Recipients = []Recipient{{
+		Address: addr, Action: "failed", Category: Complaint, Severity: None,
+		Diagnostic: "complaint (Microsoft JMRP)", Rule: "jmrp:abuse",
 	}}
 }
 

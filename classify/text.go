@@ -86,7 +86,7 @@ func addressList(v string) []string {
 // originalMarker reports whether a line introduces the returned original
 // message in a free-text bounce.
 func originalMarker(line string) bool {
-	l := strings.ToLower(strings.TrimSpace(line))
+	l := strings.ToLower(strings.TrimLeft(strings.TrimSpace(line), "> \t"))
 	if l == "" {
 		return false
 	}
@@ -98,7 +98,7 @@ func originalMarker(line string) bool {
 		strings.HasPrefix(l, "content-type: text/rfc822-headers"):
 		return true
 	}
-	if l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_' && l[0] != '>' {
+	if l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_' {
 		return false
 	}
 	if !strings.Contains(l, "message") && !strings.Contains(l, "header") && !strings.Contains(l, "mail") {
