@@ -118,7 +118,7 @@ var phraseRules = []phraseRule{
 
 	// The recipient's problems.
 	{MailboxDisabled, []string{
-		"temporary locked", "temporarily locked", "account is disabled", "account has been disabled", "account disabled", "disabled recipient",
+		"temporary locked", "temporarily locked", "tried to reach is disabled", "account is disabled", "account has been disabled", "account disabled", "disabled recipient",
 		"mailbox disabled", "mailbox is disabled", "account is inactive", "inactive account",
 		"account has been suspended", "account suspended", "account is suspended", "mailbox suspended",
 		"account is blocked", "compte du destinataire est bloque", "no longer on server",
