@@ -35,14 +35,16 @@ func parseDSN(body string) dsnReport {
 	var cur *Recipient
 	blank := true // the next field starts a new block
 	inRecipient := false
-	var name, val string
+	var name string
+	var val strings.Builder
 	apply := func() {
 		if name == "" {
 			return
 		}
-		n := strings.ToLower(name)
-		v := strings.TrimSpace(val)
-		name, val = "", ""
+		n := fieldName(name)
+		v := strings.TrimSpace(val.String())
+		name = ""
+		val.Reset()
 		if perRecipientField(n) {
 			startNew := cur == nil || !inRecipient || (blank && hasAny(cur)) ||
 				(n == "final-recipient" && cur.Address != "") ||
@@ -72,7 +74,7 @@ func parseDSN(body string) dsnReport {
 			case "remote-mta":
 				cur.RemoteMTA = strings.Trim(stripType(stripComments(v)), "[] ")
 			case "last-attempt-date":
-				if t, err := mail.ParseDate(stripComments(v)); err == nil {
+				if t, ok := parseDate(v); ok {
 					cur.LastAttempt = t
 				}
 			}
@@ -86,7 +88,7 @@ func parseDSN(body string) dsnReport {
 		case "reporting-mta":
 			rep.reportingMTA = strings.Trim(stripType(stripComments(v)), "[] ")
 		case "arrival-date":
-			if t, err := mail.ParseDate(stripComments(v)); err == nil {
+			if t, ok := parseDate(v); ok {
 				rep.arrival = t
 			}
 		}
@@ -99,7 +101,8 @@ func parseDSN(body string) dsnReport {
 			continue
 		}
 		if (line[0] == ' ' || line[0] == '\t') && name != "" {
-			val += " " + strings.TrimSpace(line)
+			val.WriteByte(' ')
+			val.WriteString(strings.TrimSpace(line))
 			continue
 		}
 		colon := strings.IndexByte(line, ':')
@@ -107,7 +110,8 @@ func parseDSN(body string) dsnReport {
 			continue
 		}
 		apply()
-		name, val = line[:colon], line[colon+1:]
+		name = line[:colon]
+		val.WriteString(line[colon+1:])
 	}
 	apply()
 	// Drop blocks that name nobody.
@@ -122,6 +126,25 @@ func parseDSN(body string) dsnReport {
 	}
 	rep.recipients = out
 	return rep
+}
+
+// dsnFields are the field names parseDSN acts on, lower case.
+var dsnFields = []string{
+	"final-recipient", "original-recipient", "action", "status", "diagnostic-code", "remote-mta",
+	"last-attempt-date", "will-retry-until", "final-log-id", "x-actual-recipient", "reporting-mta",
+	"arrival-date", "received-from-mta",
+}
+
+// fieldName returns the lower-case form of a known DSN field name without
+// allocating, or name lower-cased.
+func fieldName(name string) string {
+	name = strings.TrimSpace(name)
+	for _, f := range dsnFields {
+		if strings.EqualFold(name, f) {
+			return f
+		}
+	}
+	return strings.ToLower(name)
 }
 
 func hasAny(r *Recipient) bool {
@@ -224,4 +247,96 @@ func decodeUnitext(s string) string {
 		}
 		s = s[i+j+1:]
 	}
+}
+
+// parseDate reads an RFC 5322 date (§3.3), "Mon, 2 Nov 2026 09:00:01 +0000"
+// with the day name, seconds and zone comments optional, without the cost
+// of net/mail trying layout after layout; odd forms fall back to it.
+func parseDate(v string) (time.Time, bool) {
+	s := strings.TrimSpace(stripComments(v))
+	if i := strings.IndexByte(s, ','); i >= 0 && i <= 4 {
+		s = strings.TrimSpace(s[i+1:])
+	}
+	f := strings.Fields(s)
+	if len(f) >= 4 {
+		day, err1 := strconv.Atoi(f[0])
+		mon := monthOf(f[1])
+		year, err2 := strconv.Atoi(f[2])
+		hms := strings.Split(f[3], ":")
+		if err1 == nil && err2 == nil && mon != 0 && (len(hms) == 2 || len(hms) == 3) {
+			if year < 100 {
+				year += 1900
+				if year < 1950 {
+					year += 100
+				}
+			}
+			var t [3]int
+			ok := true
+			for i, x := range hms {
+				n, err := strconv.Atoi(x)
+				ok = ok && err == nil
+				t[i] = n
+			}
+			loc := time.UTC
+			if len(f) >= 5 {
+				loc, ok = zoneOf(f[4], ok)
+			}
+			if ok {
+				return time.Date(year, mon, day, t[0], t[1], t[2], 0, loc), true
+			}
+		}
+	}
+	if t, err := mail.ParseDate(s); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+func monthOf(s string) time.Month {
+	if len(s) < 3 {
+		return 0
+	}
+	for m := time.January; m <= time.December; m++ {
+		if strings.EqualFold(s[:3], m.String()[:3]) {
+			return m
+		}
+	}
+	return 0
+}
+
+// zoneOf reads "+0900" or an obsolete zone name (RFC 5322 §4.3).
+func zoneOf(z string, ok bool) (*time.Location, bool) {
+	if len(z) == 5 && (z[0] == '+' || z[0] == '-') {
+		h, err1 := strconv.Atoi(z[1:3])
+		m, err2 := strconv.Atoi(z[3:5])
+		if err1 != nil || err2 != nil {
+			return time.UTC, false
+		}
+		off := (h*60 + m) * 60
+		if z[0] == '-' {
+			off = -off
+		}
+		return time.FixedZone("", off), ok
+	}
+	switch strings.ToUpper(z) {
+	case "UT", "UTC", "GMT", "Z":
+		return time.UTC, ok
+	case "EST":
+		return time.FixedZone("EST", -5*3600), ok
+	case "EDT":
+		return time.FixedZone("EDT", -4*3600), ok
+	case "CST":
+		return time.FixedZone("CST", -6*3600), ok
+	case "CDT":
+		return time.FixedZone("CDT", -5*3600), ok
+	case "MST":
+		return time.FixedZone("MST", -7*3600), ok
+	case "MDT":
+		return time.FixedZone("MDT", -6*3600), ok
+	case "PST":
+		return time.FixedZone("PST", -8*3600), ok
+	case "PDT":
+		return time.FixedZone("PDT", -7*3600), ok
+	}
+	return time.UTC, false
 }

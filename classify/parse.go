@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/textproto"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
 )
@@ -57,6 +58,39 @@ type message struct {
 	htmls    []*part
 	notice   string // the bounce's own words, without the returned original
 	quoted   string // the original as quoted in the text, if it was
+
+	subjectText string
+	subjectDone bool
+	noticeNorm  []byte
+	cmd         string
+	cmdDone     bool
+}
+
+// normNotice returns the notice normalized (lower case, folded white
+// space), computed once.
+func (m *message) normNotice() []byte {
+	if m.noticeNorm == nil {
+		m.noticeNorm = appendNorm(make([]byte, 0, len(m.notice)), m.notice)
+	}
+	return m.noticeNorm
+}
+
+// noticeCommand is commandIn(m.notice), computed once.
+func (m *message) noticeCommand() string {
+	if !m.cmdDone {
+		m.cmd = commandInNorm(m.normNotice(), m.notice)
+		m.cmdDone = true
+	}
+	return m.cmd
+}
+
+// subject returns the bounce's decoded Subject, decoded once.
+func (m *message) subject() string {
+	if !m.subjectDone {
+		m.subjectText = decodeHeader(m.h.Get("Subject"))
+		m.subjectDone = true
+	}
+	return m.subjectText
 }
 
 func decodeHeader(v string) string {
@@ -70,7 +104,7 @@ func (m *message) classify() *Report {
 	rep := &Report{
 		MessageID: strings.Trim(m.h.Get("Message-Id"), "<> \t"),
 		From:      decodeHeader(m.h.Get("From")),
-		Subject:   decodeHeader(m.h.Get("Subject")),
+		Subject:   m.subject(),
 	}
 	for _, p := range m.tree.leaves {
 		switch p.ctype {
@@ -133,27 +167,42 @@ func (m *message) classify() *Report {
 // there are none, its HTML with the tags taken out), cut where a quoted
 // original starts.
 func (m *message) readNotice() {
-	var sb strings.Builder
 	srcs := m.texts
 	if len(srcs) == 0 {
 		srcs = m.htmls
 	}
-	for _, p := range srcs {
-		if p.attach && sb.Len() > 0 {
+	var text string
+	for i, p := range srcs {
+		if p.attach && i > 0 {
 			continue
 		}
 		t := p.text()
 		if p.ctype == "text/html" {
 			t = stripHTML(t)
 		}
-		sb.WriteString(t)
-		sb.WriteByte('\n')
-		if m.original != nil || m.headers != nil {
+		if i == 0 {
+			text = t
+		} else {
+			text += "\n" + t
+		}
+		if m.original != nil || m.headers != nil || len(text) > maxNotice {
 			break // the original has its own part: one text part is the notice
 		}
 	}
-	m.notice, m.quoted = splitNotice(sb.String())
+	if len(text) > maxNotice {
+		// Notices are short; what follows is the returned message. The cap
+		// bounds the work on hostile input.
+		cut := maxNotice
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
+	}
+	m.notice, m.quoted = splitNotice(text)
 }
+
+// maxNotice is how much of a bounce's text is read for its notice.
+const maxNotice = 64 << 10
 
 // stripHTML reduces HTML to its text, one line per block.
 func stripHTML(s string) string {
@@ -186,12 +235,12 @@ func (m *message) readOriginal() Original {
 	switch {
 	case m.original != nil:
 		o.Source = "message/rfc822"
-		h, _ = headerBlock(m.original.text())
+		h = m.originalHeader(m.original.headerText())
 	case m.headers != nil:
 		o.Source = "text/rfc822-headers"
-		h, _ = headerBlock(m.headers.text())
+		h = m.originalHeader(m.headers.headerText())
 	case m.quoted != "":
-		h, _ = headerBlock(m.quoted)
+		h = m.originalHeader(m.quoted)
 		if len(h) > 0 {
 			o.Source = "quoted"
 		}
@@ -217,6 +266,31 @@ func (m *message) readOriginal() Original {
 	}
 	o.AutoReply = autoReplyHeader(h) != ""
 	return o
+}
+
+// originalFields are the fields read from the returned original.
+var originalFields = []string{
+	"Message-Id", "List-Id", "From", "To", "Subject", "Auto-Submitted", "X-Autorespond", "X-Autoreply",
+	"X-Autoresponder", "Precedence", "X-Precedence", "X-Hmxmroriginalrecipient",
+}
+
+// originalHeader reads the fields of the original that matter: the ones
+// above and the configured campaign headers.
+func (m *message) originalHeader(b string) textproto.MIMEHeader {
+	h, _ := headerBlockOnly(b, func(name string) bool {
+		for _, f := range originalFields {
+			if strings.EqualFold(name, f) {
+				return true
+			}
+		}
+		for _, f := range m.c.opts.CampaignHeaders {
+			if strings.EqualFold(name, f) {
+				return true
+			}
+		}
+		return false
+	})
+	return h
 }
 
 // listID extracts the id of a List-Id field (RFC 2919): the part in angle
@@ -275,7 +349,7 @@ func (m *message) complaint(rep *Report) {
 // request (a mail client acting on a List-Unsubscribe mailto: link, RFC
 // 2369): generated automatically, with the subject "unsubscribe".
 func (m *message) isUnsubscribe() bool {
-	s := strings.ToLower(strings.TrimSpace(decodeHeader(m.h.Get("Subject"))))
+	s := strings.ToLower(strings.TrimSpace(m.subject()))
 	return s == "unsubscribe" && autoReplyHeader(m.h) != ""
 }
 
@@ -348,6 +422,21 @@ func (m *message) enrichFromNotice(rep *Report) {
 	if strings.TrimSpace(m.notice) == "" {
 		return
 	}
+	if len(rep.Recipients) == 1 && validAddress(rep.Recipients[0].Address) {
+		// One recipient (the common case): the notice is all about it, and
+		// only the command needs finding, unless the fields say nothing.
+		r := &rep.Recipients[0]
+		if r.Command == "" {
+			r.Command = commandIn(r.Diagnostic)
+		}
+		if r.Command == "" {
+			r.Command = m.noticeCommand()
+		}
+		d := r.Diagnostic
+		if strings.TrimSpace(d) != "" && (findReplyCode(d) != 0 || quotedStatus(d) != "" || hasPhrase(d)) {
+			return
+		}
+	}
 	var failed []string
 	for _, r := range rep.Recipients {
 		failed = append(failed, r.Address)
@@ -412,7 +501,7 @@ func brokenAddresses(rs []Recipient) int {
 }
 
 func hasPhrase(s string) bool {
-	c, _ := matchPhrase(phraseRules, normalize(s))
+	c, _, _ := matchPhrase(normalize(s), false)
 	return c != ""
 }
 
@@ -443,7 +532,6 @@ func (m *message) fromText(rep *Report) bool {
 	if delayed {
 		rep.Kind = KindDelayed
 	}
-	globalCmd := commandIn(m.notice)
 	for _, tr := range trs {
 		diag := strings.Join(tr.lines, " ")
 		if diag == "" {
@@ -458,7 +546,7 @@ func (m *message) fromText(rep *Report) bool {
 			r.Command = commandIn(tr.segment)
 		}
 		if r.Command == "" {
-			r.Command = globalCmd
+			r.Command = m.noticeCommand()
 		}
 		rep.Recipients = append(rep.Recipients, r)
 	}
@@ -484,12 +572,13 @@ func (m *message) isWarning() bool {
 	if strings.Contains(s, "delayed") || strings.Contains(s, "warning:") || strings.Contains(s, "delivery status notification (delay)") {
 		return true
 	}
-	n := strings.ToLower(m.notice)
-	return strings.Contains(n, "this is a warning message only") || strings.Contains(n, "will be retried") ||
-		strings.Contains(n, "has not yet been delivered") || strings.Contains(n, "still trying") ||
-		strings.Contains(n, "will continue trying") || strings.Contains(n, "delivery has been delayed") ||
-		strings.Contains(n, "has been delayed")
+	return matchAny(warningMarkers, m.normNotice())
 }
+
+var warningMarkers = newMatcher([]phraseRule{{"", []string{
+	"this is a warning message only", "will be retried", "has not yet been delivered", "still trying",
+	"will continue trying", "delivery has been delayed", "has been delayed",
+}}})
 
 // bounceSubjects are subject words of delivery failure notices.
 var bounceSubjects = []string{
@@ -514,6 +603,8 @@ var bounceMarkers = []string{
 	"rejected by", "not be reached", "cannot be reached", "giving up", "delivery problem", "undelivered",
 }
 
+var bounceMarkerMatcher = newMatcher([]phraseRule{{"", bounceMarkers}})
+
 // isBounce reports whether a message without DSN fields is a delivery
 // failure notice: it comes from a mailer daemon or says so in its subject,
 // and its body reads like one.
@@ -531,7 +622,7 @@ func (m *message) isBounce() bool {
 			break
 		}
 	}
-	subj := strings.ToLower(decodeHeader(m.h.Get("Subject")))
+	subj := strings.ToLower(m.subject())
 	subject := false
 	for _, w := range bounceSubjects {
 		if strings.Contains(subj, w) {
@@ -542,14 +633,7 @@ func (m *message) isBounce() bool {
 	if strings.HasPrefix(subj, "re:") || strings.HasPrefix(subj, "aw:") || strings.HasPrefix(subj, "sv:") {
 		subject = false // a person answering
 	}
-	body := strings.ToLower(m.notice)
-	marker := false
-	for _, w := range bounceMarkers {
-		if strings.Contains(body, w) {
-			marker = true
-			break
-		}
-	}
+	marker := matchAny(bounceMarkerMatcher, m.normNotice())
 	if (daemon && (subject || marker)) || (subject && marker) {
 		return true
 	}
@@ -582,7 +666,7 @@ func (m *message) autoReplySign() string {
 	if s := autoReplyHeader(m.h); s != "" {
 		return s
 	}
-	subj := strings.ToLower(decodeHeader(m.h.Get("Subject")))
+	subj := strings.ToLower(m.subject())
 	for _, w := range []string{"out of office", "out of the office", "auto reply", "autoreply", "auto-reply",
 		"automatic reply", "automatische antwort", "abwesenheitsnotiz", "vacation", "away from", "réponse automatique",
 		"respuesta automática", "auto:"} {

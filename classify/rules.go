@@ -293,49 +293,18 @@ func normalize(s string) string {
 	return sb.String()
 }
 
-// matchPhrase runs step 2 of the rules over normalized text.
-func matchPhrase(rules []phraseRule, text string) (Category, string) {
-	for _, r := range rules {
-		for _, p := range r.phrases {
-			if containsPhrase(text, p) {
-				return r.category, p
-			}
-		}
+// matchPhrase returns the category and phrase of the first rule of the
+// strong table (phraseRules) that text matches, or of weakRules when
+// withWeak is set and no strong one does.
+func matchPhrase(text string, withWeak bool) (c Category, phrase string, weak bool) {
+	strong, w := match(rules, text)
+	switch {
+	case strong != nil:
+		return strong.category, strong.phrase, false
+	case w != nil && withWeak:
+		return w.category, w.phrase, true
 	}
-	return "", ""
-}
-
-// containsPhrase reports whether text contains p, where a '#' in p stands
-// for a run of digits.
-func containsPhrase(text, p string) bool {
-	hash := strings.IndexByte(p, '#')
-	if hash < 0 {
-		return strings.Contains(text, p)
-	}
-	head, tail := p[:hash], p[hash+1:]
-	for off := 0; off < len(text); {
-		i := strings.Index(text[off:], head)
-		if i < 0 {
-			return false
-		}
-		j := off + i + len(head)
-		k := j
-		for k < len(text) && isDigit(text[k]) {
-			k++
-		}
-		if k > j && containsPhraseAt(text[k:], tail) {
-			return true
-		}
-		off += i + 1
-	}
-	return false
-}
-
-func containsPhraseAt(text, p string) bool {
-	if strings.IndexByte(p, '#') < 0 {
-		return strings.HasPrefix(text, p)
-	}
-	return containsPhrase(text, p) && strings.HasPrefix(text, p[:strings.IndexByte(p, '#')])
+	return "", "", false
 }
 
 // statusCategory runs step 4: the category an enhanced status names.
@@ -399,12 +368,7 @@ func decide(r *Recipient, autoReply bool) decision {
 	var cat Category
 	var rule string
 	unconfirmed := false
-	c, p := matchPhrase(phraseRules, text)
-	weak := false
-	if c == "" && r.Command != "CONN" && r.Command != "HELO" && r.Command != "MAIL" {
-		c, p = matchPhrase(weakRules, text)
-		weak = true
-	}
+	c, p, weak := matchPhrase(text, r.Command != "CONN" && r.Command != "HELO" && r.Command != "MAIL")
 	if c != "" {
 		cat, rule = c, "text:"+string(c)+":"+p
 		if weak {

@@ -86,27 +86,27 @@ func addressList(v string) []string {
 // originalMarker reports whether a line introduces the returned original
 // message in a free-text bounce.
 func originalMarker(line string) bool {
-	l := strings.ToLower(strings.TrimLeft(strings.TrimSpace(line), "> \t"))
+	l := strings.TrimLeft(strings.TrimSpace(line), "> \t")
 	if l == "" {
 		return false
 	}
 	switch {
-	case strings.Contains(l, "this is a copy of the message"),
-		strings.Contains(l, "below this line is a copy of the message"),
-		strings.Contains(l, "enclosed is a copy of the message"),
-		strings.HasPrefix(l, "content-type: message/rfc822"),
-		strings.HasPrefix(l, "content-type: text/rfc822-headers"):
+	case containsFold(l, "this is a copy of the message"),
+		containsFold(l, "below this line is a copy of the message"),
+		containsFold(l, "enclosed is a copy of the message"),
+		hasPrefixFold(l, "content-type: message/rfc822"),
+		hasPrefixFold(l, "content-type: text/rfc822-headers"):
 		return true
 	}
 	if l[0] != '-' && l[0] != '=' && l[0] != '*' && l[0] != '_' {
 		return false
 	}
-	if !strings.Contains(l, "message") && !strings.Contains(l, "header") && !strings.Contains(l, "mail") {
+	if !containsFold(l, "message") && !containsFold(l, "header") && !containsFold(l, "mail") {
 		return false
 	}
 	for _, w := range []string{"original", "copy of", "returned", "follow", "below", "enclosed",
 		"unsent", "attached", "undelivered message", "rejected message", "headers of"} {
-		if strings.Contains(l, w) {
+		if containsFold(l, w) {
 			return true
 		}
 	}
@@ -121,9 +121,8 @@ var headerNames = []string{
 }
 
 func isHeaderLine(line string) bool {
-	l := strings.ToLower(line)
 	for _, h := range headerNames {
-		if strings.HasPrefix(l, h) {
+		if hasPrefixFold(line, h) {
 			return true
 		}
 	}
@@ -150,8 +149,8 @@ func splitNotice(text string) (notice, quoted string) {
 // quotedHeaderStart reports whether lines[i] starts a header block quoted
 // without a marker: Received or Return-Path followed by another field.
 func quotedHeaderStart(lines []string, i int) bool {
-	l := strings.ToLower(lines[i])
-	if !strings.HasPrefix(l, "received:") && !strings.HasPrefix(l, "return-path:") {
+	l := lines[i]
+	if !hasPrefixFold(l, "received:") && !hasPrefixFold(l, "return-path:") {
 		return false
 	}
 	for j := i + 1; j < len(lines) && j < i+8; j++ {
@@ -166,29 +165,30 @@ func quotedHeaderStart(lines []string, i int) bool {
 // commandIn finds the SMTP command a failure answered, from the words MTAs
 // use for it.
 func commandIn(s string) string {
-	l := normalize(s)
-	type cw struct{ word, cmd string }
-	for _, c := range []cw{
-		{"after rcpt command", "RCPT"}, {"for rcpt command", "RCPT"}, {"after data command", "DATA"},
-		{"for text command", "DATA"}, {"for data command", "DATA"}, {"after mail command", "MAIL"},
-		{"in reply to rcpt to", "RCPT"}, {"in reply to end of data", "DATA"}, {"in reply to data", "DATA"},
-		{"in reply to mail from", "MAIL"}, {"in reply to ehlo", "HELO"}, {"in reply to helo", "HELO"},
-		{"in reply to the data", "DATA"},
-		{"after rcpt to", "RCPT"}, {"after end of data", "DATA"}, {"after data", "DATA"},
-		{"after mail from", "MAIL"}, {"after initial connection", "CONN"}, {"after ehlo", "HELO"},
-		{"after helo", "HELO"}, {"after pipelined", "DATA"},
-		{"does not like recipient", "RCPT"}, {"did not like our rcpt to", "RCPT"},
-		{"failed after i sent the message", "DATA"}, {"did not like our final data", "DATA"},
-		{"but sender was rejected", "MAIL"}, {"but my name was rejected", "HELO"},
-		{"refused to talk to me", "CONN"}, {"rcpt to:<", "RCPT"}, {"[rcpt_to]", "RCPT"},
-		{"most progress was rcpt to", "RCPT"},
-	} {
-		if strings.Contains(l, c.word) {
-			return c.cmd
-		}
+	var arr [512]byte
+	return commandInNorm(appendNorm(arr[:0], s), s)
+}
+
+// commandInNorm is commandIn given s normalized as well.
+func commandInNorm(norm []byte, s string) string {
+	if c, _ := match(commandWords, norm); c != nil {
+		return string(c.category)
 	}
 	return transcriptCommand(s)
 }
+
+// commandWords maps the words MTAs use for the failing command to it; the
+// "category" of each rule is the command's name.
+var commandWords = newMatcher([]phraseRule{
+	{"RCPT", []string{"after rcpt command", "for rcpt command", "in reply to rcpt to", "after rcpt to",
+		"does not like recipient", "did not like our rcpt to", "rcpt to:<", "[rcpt_to]", "most progress was rcpt to"}},
+	{"DATA", []string{"after data command", "for text command", "for data command", "in reply to end of data",
+		"in reply to data", "in reply to the data", "after end of data", "after data", "after pipelined",
+		"failed after i sent the message", "did not like our final data"}},
+	{"MAIL", []string{"after mail command", "in reply to mail from", "after mail from", "but sender was rejected"}},
+	{"HELO", []string{"in reply to ehlo", "in reply to helo", "after ehlo", "after helo", "but my name was rejected"}},
+	{"CONN", []string{"after initial connection", "refused to talk to me"}},
+})
 
 // transcriptCommand reads a Sendmail-style session transcript (">>> DATA"
 // followed by "<<< 550 ..."): the command whose reply was the first failure.
@@ -225,21 +225,14 @@ func transcriptCommand(s string) string {
 // textRecipient is a recipient found in a notice, with the lines that
 // explain its failure.
 type textRecipient struct {
-	addr    string
-	lines   []string
+	addr      string
+	lines     []string
+	explained bool // some line says why
 	segment string // the notice from the recipient's first mention to the next's
 }
 
-func order2addrs(trs []textRecipient) []string {
-	out := make([]string, len(trs))
-	for i := range trs {
-		out[i] = strings.ToLower(trs[i].addr)
-	}
-	return out
-}
-
-// domainOwner returns the index of the one address whose domain stands in
-// line as a word of its own, or -1: transcript lines name the host, not
+// domainOwner returns the index of the one address (lower case) whose
+// domain stands in line as a word of its own, ignoring case, or -1: transcript lines name the host, not
 // the recipient ("550 example.org (smtp)... 550 Host unknown").
 func domainOwner(line string, addrs []string) int {
 	owner := -1
@@ -250,7 +243,7 @@ func domainOwner(line string, addrs []string) int {
 		}
 		dom := a[at+1:]
 		for off := 0; ; {
-			j := strings.Index(line[off:], dom)
+			j := indexFold(line[off:], dom)
 			if j < 0 {
 				break
 			}
@@ -333,34 +326,32 @@ func isErrorLine(line string) bool {
 	if findStatus(line) != "" || findReplyCode(line) != 0 {
 		return true
 	}
-	n := normalize(line)
-	if c, _ := matchPhrase(phraseRules, n); c != "" {
-		return true
-	}
-	c, _ := matchPhrase(weakRules, n)
-	return c != ""
+	var arr [256]byte
+	return matchAny(rules, appendNorm(arr[:0], line))
 }
 
 // boilerplate reports lines every bounce of a kind carries, which explain
 // nothing about a particular failure.
 func boilerplate(line string) bool {
-	l := strings.ToLower(strings.TrimSpace(line))
-	for _, b := range []string{
-		"this message was created automatically", "could not be delivered to one or more",
-		"the following address(es) failed", "this is a permanent error", "i'm afraid i wasn't able",
-		"this is the qmail-send program", "sorry it didn't work out", "the original message was received",
-		"----- the following addresses had", "----- transcript of session follows", "this is the mail system at",
-		"i'm sorry to have to inform you", "for further assistance", "if you do so, please include",
-		"you can delete your own text", "the mail system", "delivery has failed to these recipients",
-		"a message that you sent has not yet been delivered", "this is a warning message only",
-		"please contact your system administrator", "your message did not reach some or all",
-	} {
-		if strings.Contains(l, b) {
-			return true
-		}
-	}
-	return false
+	var arr [256]byte
+	return matchAny(boilerMatcher, appendNorm(arr[:0], line))
 }
+
+var boilerMatcher = newMatcher([]phraseRule{{"", boilerplates}})
+
+var boilerplates = []string{
+	"this message was created automatically", "could not be delivered to one or more",
+	"the following address(es) failed", "this is a permanent error", "i'm afraid i wasn't able",
+	"this is the qmail-send program", "sorry it didn't work out", "the original message was received",
+	"----- the following addresses had", "----- transcript of session follows", "this is the mail system at",
+	"i'm sorry to have to inform you", "for further assistance", "if you do so, please include",
+	"you can delete your own text", "the mail system", "delivery has failed to these recipients",
+	"a message that you sent has not yet been delivered", "this is a warning message only",
+	"please contact your system administrator", "your message did not reach some or all",
+}
+
+// maxAddresses bounds the addresses read from one notice.
+const maxAddresses = 256
 
 // noticeRecipients finds the failed recipients of a free-text notice and
 // the lines that explain each. failed lists addresses the headers name
@@ -368,25 +359,45 @@ func boilerplate(line string) bool {
 // that are not recipients (lower case).
 func noticeRecipients(notice string, failed []string, exclude map[string]bool) []textRecipient {
 	lines := strings.Split(notice, "\n")
+	// Which lines explain a failure, worked out once.
+	var nz normalizer
+	errLine := make([]bool, len(lines))
+	plate := make([]bool, len(lines))
+	for i, line := range lines {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			plate[i] = true
+			continue
+		}
+		n := nz.norm(t)
+		plate[i] = matchAny(boilerMatcher, n)
+		errLine[i] = !plate[i] && (findStatus(t) != "" || findReplyCode(t) != 0 || matchAny(rules, n))
+	}
 	var spans []addrSpan
 	for i, line := range lines {
-		l := strings.ToLower(strings.TrimSpace(line))
-		if strings.HasPrefix(l, "message-id:") || strings.HasPrefix(l, "references:") || strings.HasPrefix(l, "in-reply-to:") ||
-			strings.HasPrefix(l, "from:") || strings.HasPrefix(l, "return-path:") || strings.HasPrefix(l, "reply-to:") ||
-			strings.HasPrefix(l, "sender:") {
+		l := strings.TrimSpace(line)
+		if hasPrefixFold(l, "message-id:") || hasPrefixFold(l, "references:") || hasPrefixFold(l, "in-reply-to:") ||
+			hasPrefixFold(l, "from:") || hasPrefixFold(l, "return-path:") || hasPrefixFold(l, "reply-to:") ||
+			hasPrefixFold(l, "sender:") {
 			continue
+		}
+		if strings.IndexByte(l, '@') < 0 {
+			continue
+		}
+		if len(spans) >= maxAddresses {
+			break
 		}
 		before := len(spans)
 		spans = scanAddresses(line, i, spans)
 		// Drop addresses that are the envelope sender in the transcript.
 		kept := spans[:before]
 		for _, s := range spans[before:] {
-			pre := strings.ToLower(line[:s.start])
-			if strings.HasSuffix(strings.TrimRight(pre, "<\"' "), "mail from:") || strings.HasSuffix(strings.TrimRight(pre, "<\"' "), "envelope-from") ||
-				strings.HasSuffix(strings.TrimRight(pre, "<\"' ("), "from") && !strings.Contains(pre, "rcpt") {
+			pre := line[:s.start]
+			if hasSuffixFold(strings.TrimRight(pre, "<\"' "), "mail from:") || hasSuffixFold(strings.TrimRight(pre, "<\"' "), "envelope-from") ||
+				hasSuffixFold(strings.TrimRight(pre, "<\"' ("), "from") && !containsFold(pre, "rcpt") {
 				continue
 			}
-			if strings.Contains(pre, "http://") || strings.Contains(pre, "https://") || strings.Contains(pre, "mailto:") && !strings.HasSuffix(pre, "mailto:") {
+			if containsFold(pre, "http://") || containsFold(pre, "https://") || containsFold(pre, "mailto:") && !hasSuffixFold(pre, "mailto:") {
 				continue
 			}
 			kept = append(kept, s)
@@ -514,9 +525,13 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		return n
 	}
 	out := make([]textRecipient, len(order))
-	inBlock := make([]bool, len(lines))
+	all := make([]string, len(order)) // lower case, for matching
 	for i, o := range order {
 		out[i].addr = o.addr
+		all[i] = strings.ToLower(o.addr)
+	}
+	inBlock := make([]bool, len(lines))
+	for i := range order {
 		fl := firstLine[i]
 		if fl < 0 {
 			continue
@@ -528,7 +543,6 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		// Lines after the address belong to it when indented under it, or
 		// when the address line introduces them ("<user@example.org>:").
 		open := strings.HasSuffix(first, ":") || firstAddress(first) != "" && len(first) <= len(firstAddress(first))+4
-		all := order2addrs(out)
 		for li := fl; li < end; li++ {
 			t := strings.TrimSpace(lines[li])
 			if t == "" {
@@ -539,15 +553,16 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 				if ind <= indent && !open {
 					break
 				}
-				if o := domainOwner(strings.ToLower(t), all); o >= 0 && o != i {
+				if o := domainOwner(t, all); o >= 0 && o != i {
 					break
 				}
 			}
-			if boilerplate(t) {
+			if plate[li] {
 				continue
 			}
 			inBlock[li] = true
 			out[i].lines = append(out[i].lines, t)
+			out[i].explained = out[i].explained || errLine[li]
 		}
 	}
 	// First the lines that name their recipient (or its domain), then the
@@ -556,30 +571,24 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 	var shared []string
 	named := make([]bool, len(out))
 	for i := range out {
-		for _, l := range out[i].lines {
-			if isErrorLine(l) {
-				named[i] = true
-				break
-			}
-		}
+		named[i] = out[i].explained
 	}
 	owners := make([]int, len(lines))
 	for li, line := range lines {
 		owners[li] = -2
 		t := strings.TrimSpace(line)
-		if inBlock[li] || t == "" || boilerplate(t) || !isErrorLine(t) {
+		if inBlock[li] || !errLine[li] {
 			continue
 		}
 		owner := -1
-		lt := strings.ToLower(t)
-		for i, o := range order {
-			if o.addr != "" && strings.Contains(lt, strings.ToLower(o.addr)) {
+		for i, a := range all {
+			if a != "" && containsFold(t, a) {
 				owner = i
 				break
 			}
 		}
 		if owner < 0 {
-			owner = domainOwner(lt, order2addrs(out))
+			owner = domainOwner(t, all)
 		}
 		owners[li] = owner
 		if owner >= 0 {
@@ -609,15 +618,10 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 			continue
 		}
 		out[owner].lines = append(out[owner].lines, t)
+		out[owner].explained = true
 	}
 	for i := range out {
-		explained := false
-		for _, l := range out[i].lines {
-			if isErrorLine(l) {
-				explained = true
-				break
-			}
-		}
+		explained := out[i].explained
 		if !explained {
 			out[i].lines = append(out[i].lines, shared...)
 		}
