@@ -86,8 +86,8 @@ func wantHard(r refRecord) bool {
 
 type corpusScore struct {
 	bounceFiles, detected, records, recipient, status, code, hard int
-	supN, supOK, falseSuppress, missedSuppress                      int
-	misses                                                          []string
+	supN, supOK, falseSuppress, missedSuppress                    int
+	misses                                                        []string
 }
 
 func (s *corpusScore) ratio(name string) float64 {

@@ -227,8 +227,8 @@ func transcriptCommand(s string) string {
 type textRecipient struct {
 	addr      string
 	lines     []string
-	explained bool // some line says why
-	segment string // the notice from the recipient's first mention to the next's
+	explained bool   // some line says why
+	segment   string // the notice from the recipient's first mention to the next's
 }
 
 // domainOwner returns the index of the one address (lower case) whose
