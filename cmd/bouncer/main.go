@@ -32,6 +32,9 @@ type command struct {
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
 	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
+
+	// The store's commands (issue 3).
+	"migrate": {"create the database if missing and apply the schema (up|status)", runMigrate},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2.
