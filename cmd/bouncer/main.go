@@ -31,7 +31,12 @@ type command struct {
 
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
-	"parse":  {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
+
+	// The store's commands (issue 3).
+	"migrate": {"create the database if missing and apply the schema (up|status)", runMigrate},
+
+	// The worker's commands (issue 4).
 	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bouncer-mail/bouncer/store"
+)
+
+// databaseFlag adds --database-url to fl. Its value, when set, wins over
+// DATABASE_URL, which wins over store.DefaultDatabaseURL.
+func databaseFlag(fl *flag.FlagSet) *string {
+	return fl.String("database-url", "", "PostgreSQL URL (default $DATABASE_URL, else "+store.DefaultDatabaseURL+")")
+}
+
+func databaseURL(e *env, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if v := e.getenv("DATABASE_URL"); v != "" {
+		return v
+	}
+	return store.DefaultDatabaseURL
+}
+
+// parseFlags parses args into fl; -h is not an error.
+func parseFlags(fl *flag.FlagSet, args []string) (help bool, err error) {
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return false, nil
+}
+
+func runMigrate(ctx context.Context, e *env, args []string) error {
+	fl := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fl.SetOutput(e.stderr)
+	dbURL := databaseFlag(fl)
+	fl.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: bouncer migrate [--database-url URL] [up|status]")
+		fmt.Fprintln(e.stderr, "up (the default) creates the database if missing and applies pending migrations; status lists them.")
+		fl.PrintDefaults()
+	}
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
+	}
+	action := "up"
+	if fl.NArg() > 0 {
+		action = fl.Arg(0)
+	}
+	if fl.NArg() > 1 {
+		fl.Usage()
+		return fmt.Errorf("%w: migrate takes one action", errUsage)
+	}
+	url := databaseURL(e, *dbURL)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	switch action {
+	case "up":
+		applied, err := store.MigrateUp(ctx, url)
+		if err != nil {
+			return err
+		}
+		for _, m := range applied {
+			fmt.Fprintf(e.stdout, "applied %s\n", m.Name)
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(e.stdout, "schema up to date")
+		}
+		return nil
+	case "status":
+		st, err := store.MigrationStatus(ctx, url)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tMIGRATION\tSTATE\tAPPLIED AT")
+		for _, m := range st {
+			state, at := "pending", ""
+			if m.Applied {
+				state, at = "applied", m.AppliedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Version, m.Name, state, at)
+		}
+		return tw.Flush()
+	}
+	fl.Usage()
+	return fmt.Errorf("%w: unknown migrate action %q (want up or status)", errUsage, action)
+}

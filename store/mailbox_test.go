@@ -1,0 +1,124 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/store"
+)
+
+func TestCheckpoint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	if _, ok, err := f.db.Checkpoint(ctx, "mb"); ok || err != nil {
+		t.Errorf("Checkpoint(new mailbox) = _, %v, %v; want false, nil", ok, err)
+	}
+	steps := []struct{ save, want store.Checkpoint }{
+		{store.Checkpoint{UIDValidity: 5, LastUID: 10}, store.Checkpoint{UIDValidity: 5, LastUID: 10}},
+		{store.Checkpoint{UIDValidity: 5, LastUID: 20}, store.Checkpoint{UIDValidity: 5, LastUID: 20}},
+		{store.Checkpoint{UIDValidity: 5, LastUID: 15}, store.Checkpoint{UIDValidity: 5, LastUID: 20}}, // never backwards
+		{store.Checkpoint{UIDValidity: 6, LastUID: 3}, store.Checkpoint{UIDValidity: 6, LastUID: 3}},   // new UIDVALIDITY: start over
+		{store.Checkpoint{UIDValidity: 4294967295, LastUID: 4294967295}, store.Checkpoint{UIDValidity: 4294967295, LastUID: 4294967295}},
+	}
+	for _, s := range steps {
+		if err := f.db.SaveCheckpoint(ctx, "mb", s.save); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := f.db.Checkpoint(ctx, "mb")
+		if err != nil || !ok || got != s.want {
+			t.Errorf("after SaveCheckpoint(%+v): Checkpoint = %+v, %v, %v; want %+v", s.save, got, ok, err, s.want)
+		}
+	}
+}
+
+func TestLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	acquire := func(owner string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := f.db.AcquireLease(ctx, "mb", owner, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("w1", time.Minute) {
+		t.Fatal("AcquireLease(free) = false")
+	}
+	if acquire("w2", time.Minute) {
+		t.Error("AcquireLease(held by w1) for w2 = true")
+	}
+	if !acquire("w1", 300*time.Millisecond) {
+		t.Error("AcquireLease(renew by w1) = false")
+	}
+	time.Sleep(400 * time.Millisecond) // w1 died: its lease lapses
+	if !acquire("w2", time.Minute) {
+		t.Error("AcquireLease(lapsed) for w2 = false")
+	}
+	if acquire("w1", time.Minute) {
+		t.Error("AcquireLease(taken over by w2) for w1 = true")
+	}
+	if err := f.db.ReleaseLease(ctx, "mb", "w1"); err != nil { // not the owner: nothing
+		t.Fatal(err)
+	}
+	if acquire("w1", time.Minute) {
+		t.Error("w1 got the lease after releasing one it did not hold")
+	}
+	if err := f.db.ReleaseLease(ctx, "mb", "w2"); err != nil {
+		t.Fatal(err)
+	}
+	if !acquire("w1", time.Minute) {
+		t.Error("AcquireLease after release = false")
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	if n, oldest, err := f.db.OutboxLag(ctx); n != 0 || !oldest.IsZero() || err != nil {
+		t.Errorf("OutboxLag(empty) = %d, %v, %v", n, oldest, err)
+	}
+	f.save(bounce("o1", 1, t0, "", rcpt("a@example.com", classify.MailboxFull)))
+	f.now = t0.Add(time.Minute)
+	f.save(bounce("o2", 2, t0, "", rcpt("b@example.com", classify.MailboxUnknown)))
+
+	n, oldest, err := f.db.OutboxLag(ctx)
+	if n != 3 || !oldest.Equal(t0) || err != nil {
+		t.Errorf("OutboxLag = %d, %v, %v; want 3, %v", n, oldest, err, t0)
+	}
+	evs, err := f.db.PendingEvents(ctx, 2)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("PendingEvents(2) = %d events, %v", len(evs), err)
+	}
+	if evs[0].Subject != "bounce.soft.mailbox_full" || evs[0].ID >= evs[1].ID || evs[0].MsgID == "" {
+		t.Errorf("PendingEvents: first = %+v, want the oldest (soft bounce) first", evs[0])
+	}
+	if err := f.db.MarkPublished(ctx, []int64{evs[0].ID, evs[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.MarkPublished(ctx, []int64{evs[0].ID}); err != nil { // twice: harmless
+		t.Fatal(err)
+	}
+	rest, _ := f.db.PendingEvents(ctx, 10)
+	if len(rest) != 1 || rest[0].Subject != "suppression.added" {
+		t.Errorf("PendingEvents after MarkPublished = %+v, want the suppression event only", rest)
+	}
+	if n, oldest, _ := f.db.OutboxLag(ctx); n != 1 || !oldest.Equal(t0.Add(time.Minute)) {
+		t.Errorf("OutboxLag = %d, %v; want 1, %v", n, oldest, t0.Add(time.Minute))
+	}
+
+	// The Nats-Msg-Id of a recipient's bounce does not depend on where or
+	// when the message was read.
+	m := bounce("o1", 1, t0, "", rcpt("a@example.com", classify.MailboxFull))
+	m.Mailbox = "elsewhere"
+	g := newFixture(t, store.Policy{})
+	g.save(m)
+	other, _ := g.db.PendingEvents(ctx, 1)
+	if other[0].MsgID != evs[0].MsgID {
+		t.Errorf("MsgID of the same bounce in another database = %s, want %s", other[0].MsgID, evs[0].MsgID)
+	}
+}

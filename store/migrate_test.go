@@ -1,0 +1,124 @@
+package store_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bouncer-mail/bouncer/migrations"
+	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/store/storetest"
+)
+
+func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := storetest.NewDatabase(t) // does not exist yet
+
+	if _, err := store.MigrationStatus(ctx, url); err == nil {
+		t.Errorf("MigrationStatus of a missing database = nil error, want one")
+	}
+	applied, err := store.MigrateUp(ctx, url)
+	if err != nil {
+		t.Fatalf("MigrateUp(empty) = %v", err)
+	}
+	files, _ := migrations.FS.ReadDir(".")
+	var sqlFiles int
+	for _, f := range files {
+		if len(f.Name()) > 4 && f.Name()[len(f.Name())-4:] == ".sql" {
+			sqlFiles++
+		}
+	}
+	if len(applied) != sqlFiles || sqlFiles < 3 {
+		t.Errorf("MigrateUp(empty) applied %d migrations, want %d (all)", len(applied), sqlFiles)
+	}
+	again, err := store.MigrateUp(ctx, url)
+	if err != nil || len(again) != 0 {
+		t.Errorf("MigrateUp again = %v, %v; want nothing applied", again, err)
+	}
+	st, err := store.MigrationStatus(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied || m.AppliedAt.IsZero() {
+			t.Errorf("status %s: applied %v at %v, want applied", m.Name, m.Applied, m.AppliedAt)
+		}
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, rel := range []string{"source_messages", "bounces", "suppressions", "list_members", "campaign_sends",
+		"mailbox_checkpoints", "mailbox_leases", "outbox", "bounce_daily", "bounce_553_daily",
+		"suppressions_daily", "suppressions_active", "campaign_bounce_rate"} {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, rel).Scan(&ok); err != nil || !ok {
+			t.Errorf("relation %s missing after migrate (%v)", rel, err)
+		}
+	}
+	// The dashboards' role exists (the test user may create roles) and can
+	// read the views.
+	var canRead bool
+	err = conn.QueryRow(ctx, `SELECT has_table_privilege('bouncer_readonly', 'bounce_daily', 'SELECT')
+		AND NOT has_table_privilege('bouncer_readonly', 'suppressions', 'INSERT')
+		AND NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'bouncer_readonly')`).Scan(&canRead)
+	if err != nil || !canRead {
+		t.Errorf("bouncer_readonly: read-only NOLOGIN role with SELECT = %v, %v; want true", canRead, err)
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := storetest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() { errs[i] = store.Migrate(ctx, url) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Migrate #%d = %v", i, err)
+		}
+	}
+	st, err := store.MigrationStatus(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st {
+		if !m.Applied {
+			t.Errorf("after concurrent migrates, %s not applied", m.Name)
+		}
+	}
+}
+
+func TestPingNotMigrated(t *testing.T) {
+	t.Parallel()
+	url := storetest.NewDatabase(t)
+	admin, err := pgx.Connect(t.Context(), storetest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	cfg, _ := pgx.ParseConfig(url)
+	if _, err := admin.Exec(t.Context(), `CREATE DATABASE `+pgx.Identifier{cfg.Database}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(t.Context(), url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Ping(t.Context()); err != store.ErrNotMigrated {
+		t.Errorf("Ping(unmigrated) = %v, want ErrNotMigrated", err)
+	}
+	if _, err := db.PendingEvents(t.Context(), 10); err == nil {
+		t.Errorf("PendingEvents(unmigrated) = nil error")
+	}
+}

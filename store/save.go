@@ -1,0 +1,387 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bouncer-mail/bouncer/classify"
+)
+
+// Message is one message read from a bounce mailbox, with what the
+// classifier made of it.
+type Message struct {
+	Mailbox     string // stable mailbox key, e.g. "bounces@127.0.0.1:1143/INBOX"
+	UIDValidity uint32
+	UID         uint32
+	// SHA256 is the hash of the raw message with line ends normalised to
+	// CRLF: the same message read from another mailbox, or again after a
+	// UIDVALIDITY change, has the same one.
+	SHA256       [32]byte
+	Size         int
+	MessageID    string    // the bounce's own Message-ID header
+	InternalDate time.Time // arrival in the mailbox (IMAP INTERNALDATE); zero: now
+	Report       *classify.Report
+	// ParseError says why the message could not be classified; Report is
+	// nil then.
+	ParseError string
+}
+
+// SaveResult counts what a SaveBatch call wrote.
+type SaveResult struct {
+	Messages     int // messages stored
+	Duplicates   int // messages seen before (or twice in the batch): nothing written for them
+	Bounces      int // bounce rows (failed recipients) stored
+	Suppressions int // suppressions added or upgraded
+	Removed      int // suppressions closed because they expired
+	Events       int // outbox events written
+}
+
+// Text limits: what a report field may hold, in bytes. Longer text is cut.
+const (
+	maxShort      = 998  // a header line (RFC 5322 §2.1.1)
+	maxDiagnostic = 8192 // a diagnostic or parse error
+)
+
+const insertMessagesSQL = `
+INSERT INTO source_messages (sha256, mailbox, uid_validity, uid, message_id, size, kind, from_header,
+    subject, reporting_mta, arrival_date, feedback_type, received_at, parse_error, processed_at)
+SELECT u.*, $15::timestamptz
+FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::timestamptz[], $14::text[]) AS u
+ON CONFLICT DO NOTHING
+RETURNING id, sha256`
+
+const insertBouncesSQL = `
+INSERT INTO bounces (source_id, address, address_raw, domain, original_recipient, kind, action, status,
+    smtp_code, diagnostic, remote_mta, last_attempt, category, severity, suppress, rule,
+    original_source, original_message_id, list_id, campaign_id, campaign, original_from, original_to,
+    original_subject, original_auto_reply, occurred_at, created_at)
+SELECT u.source_id, u.address, u.address_raw, u.domain, u.original_recipient, u.kind, u.action,
+    u.status, u.smtp_code, u.diagnostic, u.remote_mta, u.last_attempt, u.category, u.severity,
+    u.suppress, u.rule, u.original_source, u.original_message_id, u.list_id, u.campaign_id,
+    u.campaign::jsonb, u.original_from, u.original_to, u.original_subject, u.original_auto_reply,
+    u.occurred_at, $27::timestamptz
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::text[],
+    $15::bool[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+    $22::text[], $23::text[], $24::text[], $25::bool[], $26::timestamptz[])
+    AS u(source_id, address, address_raw, domain, original_recipient, kind, action, status,
+    smtp_code, diagnostic, remote_mta, last_attempt, category, severity, suppress, rule,
+    original_source, original_message_id, list_id, campaign_id, campaign, original_from, original_to,
+    original_subject, original_auto_reply, occurred_at)
+ON CONFLICT (source_id, address) DO NOTHING
+RETURNING id, source_id, address`
+
+// SaveBatch stores a batch of processed messages in one transaction: the
+// messages, one bounce row per failed recipient, the suppressions the
+// policy decides, the list memberships they change, and one outbox event
+// per bounce row and per suppression change. A message seen before (same
+// mailbox, UIDVALIDITY and UID, or the same SHA256 in any mailbox) writes
+// nothing, so saving a batch again changes nothing. Safe to call
+// concurrently with overlapping batches.
+func (db *DB) SaveBatch(ctx context.Context, msgs []Message) (SaveResult, error) {
+	return db.save(ctx, msgs, "", nil)
+}
+
+// SaveBatchCheckpoint is SaveBatch that also records mailbox's checkpoint
+// in the same transaction, so the batch and the position after it are
+// committed together.
+func (db *DB) SaveBatchCheckpoint(ctx context.Context, msgs []Message, mailbox string, cp Checkpoint) (SaveResult, error) {
+	if mailbox == "" {
+		return SaveResult{}, fmt.Errorf("%w: empty mailbox", ErrInvalid)
+	}
+	return db.save(ctx, msgs, mailbox, &cp)
+}
+
+// pendingBounce is a bounce row to insert and what the policy needs of it.
+type pendingBounce struct {
+	msg      *Message
+	rcpt     *classify.Recipient
+	address  string
+	domain   string
+	at       time.Time
+	sourceID int64
+}
+
+func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Checkpoint) (SaveResult, error) {
+	var res SaveResult
+	now := db.clock()
+
+	// Validate, drop repeats within the batch, and sort by hash: savers of
+	// overlapping batches then meet on the unique indexes in one order, and
+	// cannot deadlock there.
+	batch := make([]*Message, 0, len(msgs))
+	seenSum := map[[32]byte]bool{}
+	type uidKey struct {
+		mailbox string
+		v, uid  uint32
+	}
+	seenUID := map[uidKey]bool{}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Mailbox == "" || m.SHA256 == ([32]byte{}) {
+			return res, fmt.Errorf("%w: message %d of the batch (uid %d): mailbox and SHA256 are required", ErrInvalid, i, m.UID)
+		}
+		if m.Report == nil && m.ParseError == "" {
+			return res, fmt.Errorf("%w: message uid %d in %s: neither report nor parse error", ErrInvalid, m.UID, m.Mailbox)
+		}
+		k := uidKey{m.Mailbox, m.UIDValidity, m.UID}
+		if seenSum[m.SHA256] || seenUID[k] {
+			res.Duplicates++
+			continue
+		}
+		seenSum[m.SHA256], seenUID[k] = true, true
+		batch = append(batch, m)
+	}
+	slices.SortFunc(batch, func(a, b *Message) int { return bytes.Compare(a.SHA256[:], b.SHA256[:]) })
+
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		// Round trip 1: the messages, and addresses whose soft
+		// suppressions lapsed (closed below, a few per batch).
+		bySum := map[[32]byte]int64{}
+		var sweep []string
+		b := &pgx.Batch{}
+		if len(batch) > 0 {
+			b.Queue(insertMessagesSQL, messageColumns(batch, now)...).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var id int64
+					var sum []byte
+					if err := rows.Scan(&id, &sum); err != nil {
+						return err
+					}
+					bySum[[32]byte(sum)] = id
+				}
+				return rows.Err()
+			})
+		}
+		b.Queue(expiredAddressesSQL, now, 100).Query(func(rows pgx.Rows) error {
+			var err error
+			sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if cp != nil {
+			b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("insert %d messages: %w", len(batch), err)
+		}
+		res.Messages = len(bySum)
+		res.Duplicates += len(batch) - len(bySum)
+
+		// Round trip 2: bounce rows and their events.
+		var pend []pendingBounce
+		for _, m := range batch {
+			id, ok := bySum[m.SHA256]
+			if !ok || m.Report == nil {
+				continue
+			}
+			at := now
+			if !m.InternalDate.IsZero() {
+				at = m.InternalDate.UTC().Truncate(time.Microsecond)
+			}
+			seen := map[string]bool{}
+			for i := range m.Report.Recipients {
+				r := &m.Report.Recipients[i]
+				if !r.Failed() {
+					continue
+				}
+				addr, domain := NormalizeAddress(r.Address)
+				if seen[addr] {
+					continue // one row per message and recipient
+				}
+				seen[addr] = true
+				pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at, sourceID: id})
+			}
+		}
+		if len(pend) == 0 && len(sweep) == 0 {
+			return nil
+		}
+		type rowKey struct {
+			source  int64
+			address string
+		}
+		bounceIDs := map[rowKey]int64{}
+		var ev outboxRows
+		for i := range pend {
+			if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+				return err
+			}
+		}
+		if len(pend) > 0 {
+			b = &pgx.Batch{}
+			b.Queue(insertBouncesSQL, bounceColumns(pend, now)...).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var id, src int64
+					var addr string
+					if err := rows.Scan(&id, &src, &addr); err != nil {
+						return err
+					}
+					bounceIDs[rowKey{src, addr}] = id
+				}
+				return rows.Err()
+			})
+			b.Queue(insertOutboxSQL, ev.subjects, ev.msgIDs, ev.payloads, now).Exec(func(ct pgconn.CommandTag) error {
+				res.Events += int(ct.RowsAffected())
+				return nil
+			})
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return fmt.Errorf("insert %d bounces: %w", len(pend), err)
+			}
+			res.Bounces = len(bounceIDs)
+		}
+
+		// Round trips 3-5: the policy.
+		var cands []candidate
+		for i := range pend {
+			p := &pend[i]
+			orig := &p.msg.Report.Original
+			kind, reason, listID := db.policy.judge(p.rcpt, orig.AutoReply, cleanText(orig.ListID, maxShort))
+			if kind == candNone {
+				continue
+			}
+			c := candidate{
+				address: p.address, addressRaw: cleanText(p.rcpt.Address, maxShort), domain: p.domain,
+				listID: listID, reason: reason, category: p.rcpt.Category,
+				bounceID: bounceIDs[rowKey{p.sourceID, p.address}],
+				soft:     kind == candSoft, at: p.at,
+				ev: evidence{
+					Status: cleanText(p.rcpt.Status, maxShort), SMTPCode: p.rcpt.SMTPCode,
+					Severity: string(p.rcpt.Severity), Suppress: p.rcpt.Suppress,
+					CampaignID:        cleanText(orig.CampaignID, maxShort),
+					OriginalMessageID: cleanText(orig.MessageID, maxShort),
+					Diagnostic:        cleanText(p.rcpt.Diagnostic, maxDiagnostic),
+					Mailbox:           p.msg.Mailbox,
+				},
+			}
+			if c.soft {
+				c.expires = now.Add(db.policy.SoftExpiry)
+			}
+			cands = append(cands, c)
+		}
+		out, err := db.applySuppressions(ctx, tx, now, cands, nil, sweep)
+		if err != nil {
+			return err
+		}
+		res.Suppressions, res.Removed = out.added, out.removed
+		res.Events += out.events
+		return nil
+	})
+	if err != nil {
+		return SaveResult{}, fmt.Errorf("store: save batch of %d messages: %w", len(msgs), mapErr(err))
+	}
+	return res, nil
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	return &t
+}
+
+// messageColumns returns the arrays of insertMessagesSQL.
+func messageColumns(batch []*Message, now time.Time) []any {
+	n := len(batch)
+	sums := make([][]byte, n)
+	mailbox, msgID, from, subject, rmta, fbt, perr := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	uidv, uid := make([]int64, n), make([]int64, n)
+	size := make([]int32, n)
+	kind := make([]*string, n)
+	arrival, received := make([]*time.Time, n), make([]*time.Time, n)
+	for i, m := range batch {
+		sums[i] = m.SHA256[:]
+		mailbox[i] = cleanText(m.Mailbox, maxShort)
+		uidv[i], uid[i] = int64(m.UIDValidity), int64(m.UID)
+		msgID[i] = cleanText(m.MessageID, maxShort)
+		size[i] = int32(min(m.Size, 1<<31-1))
+		received[i] = optTime(m.InternalDate)
+		perr[i] = cleanText(m.ParseError, maxDiagnostic)
+		if r := m.Report; r != nil {
+			k := string(r.Kind)
+			kind[i] = &k
+			from[i], subject[i] = cleanText(r.From, maxShort), cleanText(r.Subject, maxShort)
+			rmta[i], fbt[i] = cleanText(r.ReportingMTA, maxShort), cleanText(r.FeedbackType, maxShort)
+			arrival[i] = optTime(r.ArrivalDate)
+			if msgID[i] == "" {
+				msgID[i] = cleanText(r.MessageID, maxShort)
+			}
+		}
+	}
+	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
+}
+
+// bounceColumns returns the arrays of insertBouncesSQL.
+func bounceColumns(pend []pendingBounce, now time.Time) []any {
+	n := len(pend)
+	src := make([]int64, n)
+	str := func() []string { return make([]string, n) }
+	addr, raw, domain, origRcpt, kind, action, status, diag, rmta, cat, sev, rule := str(), str(), str(), str(), str(), str(), str(), str(), str(), str(), str(), str()
+	osrc, omid, list, camp, ofrom, oto, osubj := str(), str(), str(), str(), str(), str(), str()
+	campaign := make([]*string, n)
+	code := make([]int32, n)
+	lastAttempt, occurred := make([]*time.Time, n), make([]time.Time, n)
+	suppress, autoReply := make([]bool, n), make([]bool, n)
+	for i := range pend {
+		p := &pend[i]
+		r, rep := p.rcpt, p.msg.Report
+		o := &rep.Original
+		src[i], addr[i], raw[i], domain[i] = p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain
+		origRcpt[i], kind[i], action[i] = cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort)
+		status[i], code[i], diag[i] = cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic)
+		rmta[i], lastAttempt[i] = cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt)
+		cat[i], sev[i], suppress[i], rule[i] = string(r.Category), string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort)
+		osrc[i], omid[i], list[i], camp[i] = cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort), cleanText(o.CampaignID, maxShort)
+		ofrom[i], oto[i], osubj[i], autoReply[i] = cleanText(o.From, maxShort), cleanText(o.To, maxShort), cleanText(o.Subject, maxShort), o.AutoReply
+		if len(o.Campaign) > 0 {
+			c := make(map[string]string, len(o.Campaign))
+			for k, v := range o.Campaign {
+				c[cleanText(k, maxShort)] = cleanText(v, maxShort)
+			}
+			if j, err := json.Marshal(c); err == nil {
+				s := string(j)
+				campaign[i] = &s
+			}
+		}
+		occurred[i] = p.at
+	}
+	return []any{src, addr, raw, domain, origRcpt, kind, action, status, code, diag, rmta, lastAttempt,
+		cat, sev, suppress, rule, osrc, omid, list, camp, campaign, ofrom, oto, osubj, autoReply, occurred, now}
+}
+
+// bounceSubject is bounce.<severity>.<category>.
+func bounceSubject(r *classify.Recipient) string {
+	return SubjectBouncePrefix + string(cmp.Or(r.Severity, classify.None)) + "." + string(cmp.Or(r.Category, classify.Unknown))
+}
+
+func bouncePayload(p *pendingBounce) *Payload {
+	r, rep := p.rcpt, p.msg.Report
+	return &Payload{
+		EventID:           bounceMsgID(p.msg.SHA256, p.address),
+		Type:              "bounce",
+		Time:              p.at,
+		Recipient:         p.address,
+		Domain:            p.domain,
+		Status:            cleanText(r.Status, maxShort),
+		SMTPCode:          r.SMTPCode,
+		Category:          string(r.Category),
+		Severity:          string(cmp.Or(r.Severity, classify.None)),
+		Suppress:          r.Suppress,
+		ListID:            cleanText(rep.Original.ListID, maxShort),
+		CampaignID:        cleanText(rep.Original.CampaignID, maxShort),
+		OriginalMessageID: cleanText(rep.Original.MessageID, maxShort),
+		Diagnostic:        cleanText(r.Diagnostic, maxDiagnostic),
+		Mailbox:           p.msg.Mailbox,
+		Kind:              string(rep.Kind),
+		Action:            cleanText(r.Action, maxShort),
+		Rule:              cleanText(r.Rule, maxShort),
+	}
+}

@@ -1,0 +1,786 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/bouncer-mail/bouncer/classify"
+)
+
+// Suppression is one suppression record: in force from CreatedAt until it
+// is removed or expires.
+type Suppression struct {
+	ID         int64
+	Address    string // normalised
+	AddressRaw string // as first reported or typed
+	Domain     string
+	// ListID is the list of a list-scope suppression, "" for global scope.
+	ListID   string
+	Reason   Reason
+	Category classify.Category // of the evidence bounce; "" for manual ones
+	// BounceID is the bounce that is the evidence (0: none, manual).
+	BounceID  int64
+	Note      string
+	CreatedAt time.Time
+	CreatedBy string    // "bouncer" for the policy, else who added it
+	ExpiresAt time.Time // zero: never
+	// UpgradedFrom is the weaker reason this suppression had before
+	// UpgradedAt (soft, then hard: one suppression, reason hard).
+	UpgradedFrom Reason
+	UpgradedAt   time.Time
+	RemovedAt    time.Time // zero: not removed
+	RemovedBy    string    // "bouncer" when it expired
+	RemovedWhy   string
+}
+
+// Scope returns the suppression's scope.
+func (s *Suppression) Scope() Scope {
+	if s.ListID == "" {
+		return ScopeGlobal
+	}
+	return ScopeList
+}
+
+// Active reports whether s is in force at t: not removed and not expired.
+func (s *Suppression) Active(t time.Time) bool {
+	return s.RemovedAt.IsZero() && (s.ExpiresAt.IsZero() || s.ExpiresAt.After(t))
+}
+
+// policyActor is the created_by / removed_by of what the policy does.
+const policyActor = "bouncer"
+
+// suppressionCols are the columns scanSuppression reads, table alias s.
+const suppressionCols = `s.id, s.address, s.address_raw, s.domain, s.list_id, s.reason, s.category,
+	coalesce(s.bounce_id, 0), s.note, s.created_at, s.created_by, s.expires_at, s.upgraded_at,
+	coalesce(s.upgraded_from, ''), s.removed_at, coalesce(s.removed_by, ''), coalesce(s.removed_why, '')`
+
+// evidenceCols are the evidence bounce's fields for an event, aliases b
+// (bounces) and m (source_messages), both LEFT JOINed.
+const evidenceCols = `coalesce(b.status, ''), coalesce(b.smtp_code, 0), coalesce(b.severity, ''),
+	coalesce(b.suppress, false), coalesce(b.campaign_id, ''), coalesce(b.original_message_id, ''),
+	coalesce(b.diagnostic, ''), coalesce(m.mailbox, '')`
+
+const evidenceJoin = `LEFT JOIN bounces b ON b.id = s.bounce_id LEFT JOIN source_messages m ON m.id = b.source_id`
+
+func scanSuppression(row pgx.Row, extra ...any) (Suppression, error) {
+	var s Suppression
+	var expires, upgraded, removed *time.Time
+	dst := append([]any{&s.ID, &s.Address, &s.AddressRaw, &s.Domain, &s.ListID, &s.Reason, &s.Category,
+		&s.BounceID, &s.Note, &s.CreatedAt, &s.CreatedBy, &expires, &upgraded,
+		&s.UpgradedFrom, &removed, &s.RemovedBy, &s.RemovedWhy}, extra...)
+	if err := row.Scan(dst...); err != nil {
+		return s, err
+	}
+	for _, p := range []struct {
+		src *time.Time
+		dst *time.Time
+	}{{expires, &s.ExpiresAt}, {upgraded, &s.UpgradedAt}, {removed, &s.RemovedAt}} {
+		if p.src != nil {
+			*p.dst = *p.src
+		}
+	}
+	return s, nil
+}
+
+// evidence is what an event says about the bounce behind a suppression.
+type evidence struct {
+	Status            string
+	SMTPCode          int
+	Severity          string
+	Suppress          bool
+	CampaignID        string
+	OriginalMessageID string
+	Diagnostic        string
+	Mailbox           string
+}
+
+func (e *evidence) dst() []any {
+	return []any{&e.Status, &e.SMTPCode, &e.Severity, &e.Suppress, &e.CampaignID,
+		&e.OriginalMessageID, &e.Diagnostic, &e.Mailbox}
+}
+
+func suppressionPayload(s *Suppression, ev *evidence, typ string, at time.Time) *Payload {
+	p := &Payload{
+		Type: typ, Time: at,
+		Recipient: s.Address, Domain: s.Domain, Category: string(s.Category), ListID: s.ListID,
+		Status: ev.Status, SMTPCode: ev.SMTPCode, Severity: ev.Severity, Suppress: ev.Suppress,
+		CampaignID: ev.CampaignID, OriginalMessageID: ev.OriginalMessageID,
+		Diagnostic: ev.Diagnostic, Mailbox: ev.Mailbox,
+		Suppression: &PayloadSuppression{
+			ID: s.ID, Scope: s.Scope(), ListID: s.ListID, Reason: s.Reason, BounceID: s.BounceID,
+			CreatedBy: s.CreatedBy, ExpiresAt: s.ExpiresAt,
+			RemovedBy: s.RemovedBy, RemovedWhy: s.RemovedWhy,
+		},
+	}
+	if typ == SubjectSuppressionRemoved {
+		p.EventID = suppressionRemovedMsgID(s.ID)
+	} else {
+		p.EventID = suppressionAddedMsgID(s.ID, s.Reason)
+	}
+	return p
+}
+
+// candidate is a suppression the policy (or a person) asks for.
+type candidate struct {
+	address, addressRaw, domain string
+	listID                      string // "" = global
+	reason                      Reason
+	category                    classify.Category
+	bounceID                    int64
+	soft                        bool      // only if the soft threshold is met at `at`
+	at                          time.Time // when the bounce arrived
+	expires                     time.Time // zero: never
+	note, by                    string
+	ev                          evidence
+}
+
+type suppKey struct{ address, listID string }
+
+// removal asks to remove the open suppression of an address in one scope.
+type removal struct {
+	address, listID, by, why string
+}
+
+// applyOutcome is what applySuppressions did.
+type applyOutcome struct {
+	added    int // new suppressions and upgrades
+	removed  int
+	events   int
+	byKey    map[suppKey]Suppression // the open suppression of each candidate's key after the run
+	removals []Suppression           // the suppressions removed, expiry included
+}
+
+// lockKey maps an address to the key of its transaction-level advisory lock.
+// Every change to an address's suppressions and list memberships happens
+// under this lock, taken in ascending key order, which serialises the
+// policy's read-count-decide-write per address (no lost update between two
+// savers) and cannot deadlock.
+func lockKey(addr string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("bouncer-address\x00"))
+	h.Write([]byte(addr))
+	return int64(h.Sum64())
+}
+
+const lockAddressesSQL = `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`
+
+// expireSQL closes the suppressions of these addresses that expired by $2.
+const expireSQL = `
+WITH x AS (
+    UPDATE suppressions SET removed_at = $2, removed_by = '` + policyActor + `', removed_why = 'expired'
+    WHERE address = ANY($1) AND removed_at IS NULL AND expires_at <= $2
+    RETURNING *
+)
+SELECT ` + suppressionCols + `, ` + evidenceCols + `
+FROM x AS s ` + evidenceJoin + `
+ORDER BY s.id`
+
+// removeSQL closes the open suppression of each (address, list_id).
+const removeSQL = `
+WITH x AS (
+    UPDATE suppressions AS s SET removed_at = $5, removed_by = r.by, removed_why = r.why
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(address, list_id, by, why)
+    WHERE s.address = r.address AND s.list_id = r.list_id AND s.removed_at IS NULL
+    RETURNING s.*
+)
+SELECT ` + suppressionCols + `, ` + evidenceCols + `
+FROM x AS s ` + evidenceJoin + `
+ORDER BY s.id`
+
+const openSuppressionsSQL = `
+SELECT ` + suppressionCols + `
+FROM suppressions AS s
+WHERE s.address = ANY($1) AND s.removed_at IS NULL`
+
+// softDaysSQL lists, for each soft candidate, the distinct UTC days with a
+// counted soft bounce of the address (in the candidate's list, for list
+// scope) less than a window (of $4 days) away from the candidate's day. It
+// sees the rows this transaction wrote and, thanks to the address lock,
+// every committed one.
+const softDaysSQL = `
+SELECT c.i, array_agg(DISTINCT (b.occurred_at AT TIME ZONE 'UTC')::date)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(address, list_id, at, i)
+JOIN bounces b ON b.address = c.address
+    AND b.occurred_at > c.at - ($4::int + 1) * interval '1 day'
+    AND b.occurred_at < c.at + ($4::int + 1) * interval '1 day'
+    AND abs((b.occurred_at AT TIME ZONE 'UTC')::date - (c.at AT TIME ZONE 'UTC')::date) < $4::int
+    AND b.category = ANY($5::text[])
+    AND NOT b.original_auto_reply
+    AND (c.list_id = '' OR b.list_id = c.list_id)
+GROUP BY c.i`
+
+// softThresholdMet reports whether some window of `window` consecutive days
+// that includes day `at` holds at least n of the given days. Looking at
+// every window through the new bounce, not only the one ending at it, keeps
+// the decision right when bounces are saved out of order (a backlog, two
+// workers).
+func softThresholdMet(days []time.Time, at time.Time, window, n int) bool {
+	dayNum := func(t time.Time) int64 { return t.UTC().Unix() / 86400 }
+	a := dayNum(at)
+	nums := make([]int64, 0, len(days))
+	for _, d := range days {
+		nums = append(nums, dayNum(d))
+	}
+	slices.Sort(nums)
+	nums = slices.Compact(nums)
+	for end := a; end < a+int64(window); end++ {
+		count := 0
+		for _, d := range nums {
+			if d > end-int64(window) && d <= end {
+				count++
+			}
+		}
+		if count >= n {
+			return true
+		}
+	}
+	return false
+}
+
+const insertSuppressionsSQL = `
+INSERT INTO suppressions AS s (address, address_raw, domain, list_id, reason, category, bounce_id,
+    note, created_at, created_by, expires_at)
+SELECT a, r, d, l, re, c, nullif(bi, 0), n, $12, by, e
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+    $8::text[], $9::text[], $10::timestamptz[], $11::int[]) AS u(a, r, d, l, re, c, bi, n, by, e, ord)
+ORDER BY ord
+RETURNING ` + suppressionCols
+
+const upgradeSuppressionsSQL = `
+UPDATE suppressions AS s SET
+    upgraded_from = s.reason, upgraded_at = $6,
+    reason = u.reason, category = u.category, bounce_id = nullif(u.bounce_id, 0),
+    expires_at = u.expires
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) AS u(id, reason, category, bounce_id, expires)
+WHERE s.id = u.id
+RETURNING ` + suppressionCols
+
+// restoreMembersSQL puts back the list memberships that removed
+// suppressions changed, unless someone changed them since.
+const restoreMembersSQL = `
+UPDATE list_members AS m SET
+    status = coalesce(m.previous_status, 'subscribed'),
+    previous_status = NULL, suppression_id = NULL, updated_at = $2
+FROM suppressions AS s
+WHERE m.suppression_id = ANY($1) AND s.id = m.suppression_id
+  AND m.status = CASE s.reason WHEN 'complaint' THEN 'complained' WHEN 'manual' THEN 'unsubscribed' ELSE 'bounced' END`
+
+// applyMembersSQL sets the list memberships open suppressions cover (global:
+// every list of the address; list scope: that list). Only subscribed
+// members change, and bounced ones become complained; unsubscribed ones
+// stay. Where two suppressions cover one membership, the strongest wins.
+const applyMembersSQL = `
+WITH a AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::int[])
+        AS a(id, address, list_id, status, rank)
+), t AS (
+    SELECT DISTINCT ON (m.list_id, m.address) m.list_id, m.address, a.id, a.status
+    FROM list_members m
+    JOIN a ON m.address = a.address AND (a.list_id = '' OR m.list_id = a.list_id)
+    WHERE m.status = 'subscribed' OR (a.status = 'complained' AND m.status = 'bounced')
+    ORDER BY m.list_id, m.address, a.rank DESC, a.id
+)
+UPDATE list_members AS m SET
+    status = t.status,
+    previous_status = CASE WHEN m.status = 'subscribed' OR m.previous_status IS NULL THEN m.status ELSE m.previous_status END,
+    suppression_id = t.id,
+    updated_at = $6
+FROM t
+WHERE m.list_id = t.list_id AND m.address = t.address`
+
+// applySuppressions runs the policy's writes for one transaction: it locks
+// the addresses involved, closes their expired suppressions and the
+// requested removals, decides the candidates against what is open, inserts
+// or upgrades suppressions, moves list memberships both ways, and writes
+// one event per change. sweep names more addresses whose expired
+// suppressions to close.
+func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
+	out := applyOutcome{byKey: map[suppKey]Suppression{}}
+	addrSet := map[string]bool{}
+	for i := range cands {
+		addrSet[cands[i].address] = true
+	}
+	for _, r := range removals {
+		addrSet[r.address] = true
+	}
+	for _, a := range sweep {
+		addrSet[a] = true
+	}
+	if len(addrSet) == 0 {
+		return out, nil
+	}
+	addrs := make([]string, 0, len(addrSet))
+	keys := make([]int64, 0, len(addrSet))
+	for a := range addrSet {
+		addrs = append(addrs, a)
+		keys = append(keys, lockKey(a))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+
+	// Round trip 1: lock, close, read what is open, count soft days.
+	var closed []Suppression
+	var closedEv []evidence
+	scanClosed := func(rows pgx.Rows) error {
+		for rows.Next() {
+			var ev evidence
+			s, err := scanSuppression(rows, ev.dst()...)
+			if err != nil {
+				return err
+			}
+			closed = append(closed, s)
+			closedEv = append(closedEv, ev)
+		}
+		return rows.Err()
+	}
+	open := map[suppKey]Suppression{}
+	softMet := map[int]bool{}
+	windowDays := max(1, int((db.policy.SoftWindow+24*time.Hour-1)/(24*time.Hour)))
+	b := &pgx.Batch{}
+	b.Queue(lockAddressesSQL, keys)
+	b.Queue(expireSQL, addrs, now).Query(scanClosed)
+	if len(removals) > 0 {
+		ra, rl, rb, rw := make([]string, len(removals)), make([]string, len(removals)), make([]string, len(removals)), make([]string, len(removals))
+		for i, r := range removals {
+			ra[i], rl[i], rb[i], rw[i] = r.address, r.listID, r.by, r.why
+		}
+		b.Queue(removeSQL, ra, rl, rb, rw, now).Query(scanClosed)
+	}
+	b.Queue(openSuppressionsSQL, addrs).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			s, err := scanSuppression(rows)
+			if err != nil {
+				return err
+			}
+			open[suppKey{s.Address, s.ListID}] = s
+		}
+		return rows.Err()
+	})
+	var softIdx []int // softIdx[k] is the index in cands of the soft query's row k+1
+	if db.policy.SoftThreshold > 0 {
+		var sa, sl []string
+		var st []time.Time
+		for i := range cands {
+			if cands[i].soft {
+				softIdx = append(softIdx, i)
+				sa, sl, st = append(sa, cands[i].address), append(sl, cands[i].listID), append(st, cands[i].at)
+			}
+		}
+		if len(softIdx) > 0 {
+			cats := make([]string, len(db.policy.SoftCategories))
+			for i, c := range db.policy.SoftCategories {
+				cats[i] = string(c)
+			}
+			b.Queue(softDaysSQL, sa, sl, st, windowDays, cats).Query(func(rows pgx.Rows) error {
+				for rows.Next() {
+					var ord int64
+					var days []time.Time
+					if err := rows.Scan(&ord, &days); err != nil {
+						return err
+					}
+					i := softIdx[ord-1]
+					softMet[i] = softThresholdMet(days, cands[i].at, windowDays, db.policy.SoftThreshold)
+				}
+				return rows.Err()
+			})
+		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return out, fmt.Errorf("apply policy to %d addresses: %w", len(addrs), err)
+	}
+	out.removed = len(closed)
+	out.removals = closed
+
+	// Decide. Strongest reason first per key, global before list scope.
+	var live []*candidate
+	for i := range cands {
+		c := &cands[i]
+		if c.soft && !softMet[i] {
+			continue
+		}
+		live = append(live, c)
+	}
+	slices.SortStableFunc(live, func(a, b *candidate) int {
+		return cmp.Or(
+			cmp.Compare(a.address, b.address),
+			cmp.Compare(a.listID, b.listID),
+			cmp.Compare(b.reason.rank(), a.reason.rank()),
+			a.at.Compare(b.at),
+		)
+	})
+	var inserts, upgrades []*candidate
+	var upgradeIDs []int64
+	decided := map[suppKey]Reason{}
+	for _, c := range live {
+		key := suppKey{c.address, c.listID}
+		if _, done := decided[key]; done {
+			continue
+		}
+		if c.listID != "" {
+			g := suppKey{c.address, ""}
+			if r, ok := decided[g]; ok && r.rank() >= c.reason.rank() {
+				decided[key] = ""
+				continue
+			}
+			if s, ok := open[g]; ok && s.Reason.rank() >= c.reason.rank() {
+				decided[key] = ""
+				continue
+			}
+		}
+		if s, ok := open[key]; ok {
+			if s.Reason.rank() >= c.reason.rank() {
+				decided[key] = s.Reason
+				continue
+			}
+			upgrades, upgradeIDs = append(upgrades, c), append(upgradeIDs, s.ID)
+		} else {
+			inserts = append(inserts, c)
+		}
+		decided[key] = c.reason
+	}
+
+	// Round trip 2: restore what removals changed, write suppressions.
+	var removedIDs []int64
+	for _, s := range closed {
+		removedIDs = append(removedIDs, s.ID)
+	}
+	var changed []Suppression // inserted and upgraded, in candidate order
+	var changedEv []*evidence
+	b = &pgx.Batch{}
+	if len(removedIDs) > 0 {
+		b.Queue(restoreMembersSQL, removedIDs, now)
+	}
+	if len(inserts) > 0 {
+		n := len(inserts)
+		a, r, d, l, re, c, n2, by := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		bi, ord, ex := make([]int64, n), make([]int32, n), make([]*time.Time, n)
+		for i, x := range inserts {
+			a[i], r[i], d[i], l[i], re[i], c[i], n2[i], by[i] = x.address, x.addressRaw, x.domain, x.listID, string(x.reason), string(x.category), x.note, cmp.Or(x.by, policyActor)
+			bi[i], ord[i] = x.bounceID, int32(i)
+			if !x.expires.IsZero() {
+				ex[i] = &x.expires
+			}
+		}
+		evByKey := map[suppKey]*evidence{}
+		for _, x := range inserts {
+			evByKey[suppKey{x.address, x.listID}] = &x.ev
+		}
+		b.Queue(insertSuppressionsSQL, a, r, d, l, re, c, bi, n2, by, ex, ord, now).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				s, err := scanSuppression(rows)
+				if err != nil {
+					return err
+				}
+				changed = append(changed, s)
+				changedEv = append(changedEv, evByKey[suppKey{s.Address, s.ListID}])
+			}
+			return rows.Err()
+		})
+	}
+	if len(upgrades) > 0 {
+		n := len(upgrades)
+		re, c, bi, ex := make([]string, n), make([]string, n), make([]int64, n), make([]*time.Time, n)
+		evByID := map[int64]*evidence{}
+		for i, x := range upgrades {
+			re[i], c[i], bi[i] = string(x.reason), string(x.category), x.bounceID
+			if !x.expires.IsZero() {
+				ex[i] = &x.expires
+			}
+			evByID[upgradeIDs[i]] = &x.ev
+		}
+		b.Queue(upgradeSuppressionsSQL, upgradeIDs, re, c, bi, ex, now).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				s, err := scanSuppression(rows)
+				if err != nil {
+					return err
+				}
+				changed = append(changed, s)
+				changedEv = append(changedEv, evByID[s.ID])
+			}
+			return rows.Err()
+		})
+	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return out, fmt.Errorf("write suppressions: %w", err)
+		}
+	}
+	out.added = len(changed)
+	for _, s := range changed {
+		open[suppKey{s.Address, s.ListID}] = s
+	}
+	for _, c := range cands {
+		k := suppKey{c.address, c.listID}
+		if s, ok := open[k]; ok {
+			out.byKey[k] = s
+		}
+	}
+
+	// Round trip 3: list memberships and events.
+	apply := changed
+	if len(closed) > 0 {
+		// What is still open for an address whose suppression went away
+		// may cover the memberships just restored.
+		affected := map[string]bool{}
+		for _, s := range closed {
+			affected[s.Address] = true
+		}
+		for _, s := range open {
+			if affected[s.Address] {
+				apply = append(apply, s)
+			}
+		}
+	}
+	var ev outboxRows
+	for i := range closed {
+		s := &closed[i]
+		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(s, &closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
+			return out, err
+		}
+	}
+	for i := range changed {
+		s := &changed[i]
+		if err := ev.add(SubjectSuppressionAdded, suppressionPayload(s, changedEv[i], SubjectSuppressionAdded, now)); err != nil {
+			return out, err
+		}
+	}
+	b = &pgx.Batch{}
+	if len(apply) > 0 {
+		n := len(apply)
+		ids, a, l, st, rk := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
+		for i, s := range apply {
+			ids[i], a[i], l[i], st[i], rk[i] = s.ID, s.Address, s.ListID, s.Reason.memberStatus(), int32(s.Reason.rank())
+		}
+		b.Queue(applyMembersSQL, ids, a, l, st, rk, now)
+	}
+	if ev.len() > 0 {
+		b.Queue(insertOutboxSQL, ev.subjects, ev.msgIDs, ev.payloads, now).Exec(func(ct pgconn.CommandTag) error {
+			out.events = int(ct.RowsAffected())
+			return nil
+		})
+	}
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return out, fmt.Errorf("update list members: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// inTx runs f in a transaction and commits it.
+func (db *DB) inTx(ctx context.Context, f func(pgx.Tx) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// SuppressRequest is a suppression a person asks for.
+type SuppressRequest struct {
+	Address string
+	ListID  string // "" for global scope
+	Reason  Reason // default ReasonManual
+	Note    string // free text: why
+	By      string // who; required
+	// Expires, when positive, makes the suppression lapse after it.
+	Expires time.Duration
+}
+
+// Suppress adds a suppression by hand, updates the list memberships it
+// covers and writes a suppression.added event, in one transaction. When a
+// suppression of the address in that scope is already in force with an
+// equal or stronger reason it returns that one and false; with a weaker
+// reason it upgrades it.
+func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, bool, error) {
+	addr, domain := NormalizeAddress(req.Address)
+	if addr == "" || domain == "" {
+		return Suppression{}, false, fmt.Errorf("%w: %q is not an email address", ErrInvalid, req.Address)
+	}
+	if req.By == "" {
+		return Suppression{}, false, fmt.Errorf("%w: suppress %s: say who (By)", ErrInvalid, addr)
+	}
+	reason := cmp.Or(req.Reason, ReasonManual)
+	if reason.rank() == 0 {
+		return Suppression{}, false, fmt.Errorf("%w: reason %q", ErrInvalid, req.Reason)
+	}
+	now := db.clock()
+	c := candidate{
+		address: addr, addressRaw: cleanText(req.Address, 512), domain: domain,
+		listID: cleanText(req.ListID, 512), reason: reason, at: now,
+		note: cleanText(req.Note, 2048), by: cleanText(req.By, 256),
+	}
+	if req.Expires > 0 {
+		c.expires = now.Add(req.Expires)
+	}
+	var out applyOutcome
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = db.applySuppressions(ctx, tx, now, []candidate{c}, nil, nil)
+		return err
+	})
+	if err != nil {
+		return Suppression{}, false, fmt.Errorf("store: suppress %s: %w", addr, mapErr(err))
+	}
+	s, ok := out.byKey[suppKey{addr, c.listID}]
+	if !ok {
+		// A global suppression as strong already covers the list.
+		g, err := db.CheckSuppression(ctx, addr, c.listID)
+		if err != nil || g == nil {
+			return Suppression{}, false, cmp.Or(err, fmt.Errorf("store: suppress %s: not recorded", addr))
+		}
+		return *g, false, nil
+	}
+	return s, out.added > 0, nil
+}
+
+// Unsuppress removes the suppression in force for address in one scope
+// (listID "" for global): it records who removed it and why, puts back the
+// list memberships it changed, and writes a suppression.removed event. It
+// returns ErrNotSuppressed when there is none.
+func (db *DB) Unsuppress(ctx context.Context, address, listID, by, why string) (Suppression, error) {
+	addr, _ := NormalizeAddress(address)
+	if by == "" || why == "" {
+		return Suppression{}, fmt.Errorf("%w: unsuppress %s: say who and why", ErrInvalid, addr)
+	}
+	now := db.clock()
+	r := removal{address: addr, listID: listID, by: cleanText(by, 256), why: cleanText(why, 2048)}
+	var out applyOutcome
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = db.applySuppressions(ctx, tx, now, nil, []removal{r}, nil)
+		return err
+	})
+	if err != nil {
+		return Suppression{}, fmt.Errorf("store: unsuppress %s: %w", addr, mapErr(err))
+	}
+	for _, s := range out.removals {
+		if s.Address == addr && s.ListID == listID && s.RemovedBy == r.by {
+			return s, nil
+		}
+	}
+	return Suppression{}, fmt.Errorf("%w: %s in %s scope", ErrNotSuppressed, addr, scopeName(listID))
+}
+
+func scopeName(listID string) string {
+	if listID == "" {
+		return "global"
+	}
+	return "list " + listID
+}
+
+const expiredAddressesSQL = `
+SELECT address FROM suppressions
+WHERE removed_at IS NULL AND expires_at <= $1
+ORDER BY expires_at
+LIMIT $2`
+
+// ExpireSuppressions closes the suppressions whose time is up, puts back
+// the list memberships they changed and writes their suppression.removed
+// events, a bounded number per transaction; it returns how many it closed.
+// SaveBatch does a little of this on every batch; call it from a timer to
+// keep events timely when no bounces come.
+func (db *DB) ExpireSuppressions(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := db.clock()
+		var n int
+		err := db.inTx(ctx, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, expiredAddressesSQL, now, 500)
+			if err != nil {
+				return err
+			}
+			addrs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			out, err := db.applySuppressions(ctx, tx, now, nil, nil, addrs)
+			n = out.removed
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("store: expire suppressions: %w", mapErr(err))
+		}
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
+}
+
+const checkSuppressionSQL = `
+SELECT ` + suppressionCols + `
+FROM suppressions AS s
+WHERE s.address = $1 AND (s.list_id = '' OR s.list_id = $2)
+  AND s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $3)
+ORDER BY s.list_id = '' DESC, s.id
+LIMIT 1`
+
+// CheckSuppression returns the suppression in force for address: the
+// global one, or, when listID is given, one for that list. It returns nil
+// when the address may be mailed.
+func (db *DB) CheckSuppression(ctx context.Context, address, listID string) (*Suppression, error) {
+	addr, _ := NormalizeAddress(address)
+	s, err := scanSuppression(db.pool.QueryRow(ctx, checkSuppressionSQL, addr, listID, db.clock()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: check suppression of %s: %w", addr, mapErr(err))
+	}
+	return &s, nil
+}
+
+// SuppressionFilter selects suppressions for ListSuppressions.
+type SuppressionFilter struct {
+	Address string // only this address
+	ListID  string // only this list's (list scope) suppressions
+	Global  bool   // only global ones
+	// All includes removed and expired suppressions.
+	All bool
+	// Limit caps the result (0: no limit).
+	Limit int
+}
+
+const listSuppressionsSQL = `
+SELECT ` + suppressionCols + `
+FROM suppressions AS s
+WHERE ($1 = '' OR s.address = $1)
+  AND ($2 = '' OR s.list_id = $2)
+  AND (NOT $3 OR s.list_id = '')
+  AND ($4 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $5)))
+ORDER BY s.created_at, s.id
+LIMIT nullif($6, 0)`
+
+// ListSuppressions returns suppressions, oldest first: those in force, or
+// every record with All.
+func (db *DB) ListSuppressions(ctx context.Context, f SuppressionFilter) ([]Suppression, error) {
+	addr := ""
+	if f.Address != "" {
+		addr, _ = NormalizeAddress(f.Address)
+	}
+	rows, err := db.pool.Query(ctx, listSuppressionsSQL, addr, f.ListID, f.Global, f.All, db.clock(), f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list suppressions: %w", mapErr(err))
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Suppression, error) { return scanSuppression(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: list suppressions: %w", mapErr(err))
+	}
+	return out, nil
+}
