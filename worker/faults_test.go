@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,7 +224,7 @@ func TestFaultTwoWorkers(t *testing.T) {
 		working, other = b, a
 	}
 	working.stop()
-	more := loadCorpus(t)[:20]
+	more := slices.Clone(loadCorpus(t)[:20])
 	for i := range more {
 		m := more[i]
 		m.Raw = append([]byte(fmt.Sprintf("X-Replay: %d\r\n", i)), m.Raw...)

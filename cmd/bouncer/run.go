@@ -62,7 +62,11 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bouncer "+cfg.Owner),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(-1), // publishing fails fast while NATS is away; the outbox keeps the rows
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: closed by us
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
 	if err != nil {
 		return fmt.Errorf("run: nats: %w", err)
