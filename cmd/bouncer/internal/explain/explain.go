@@ -46,6 +46,10 @@ import (
 	"github.com/bouncer-mail/bouncer/store"
 )
 
+// DefaultAddr is where `bouncer serve` listens when neither --addr nor
+// BOUNCER_HTTP_ADDR says: loopback, so no token is needed.
+const DefaultAddr = "127.0.0.1:8080"
+
 // DefaultMaxBody is the largest request body accepted when Options.MaxBody
 // is zero: a message with attachments fits, a flood does not.
 const DefaultMaxBody = 10 << 20
