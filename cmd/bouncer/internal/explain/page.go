@@ -235,8 +235,12 @@ func newResult(rec *classify.Record) result {
 			res.Suppress = "yes"
 		}
 	}
-	j, _ := json.MarshalIndent(rec, "", "  ") // a Record always encodes
-	res.JSON = string(j)
+	var j bytes.Buffer
+	enc := json.NewEncoder(&j)
+	enc.SetEscapeHTML(false) // as bouncer parse --json
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(rec) // a Record always encodes
+	res.JSON = j.String()
 	return res
 }
 
