@@ -80,10 +80,14 @@ type Handler struct {
 	next http.Handler // the routes behind the checks
 }
 
-// New returns the handler. db may be nil: the page then says that address
-// lookup needs a database. It returns the concrete type, which is an
-// http.Handler; Register mounts it beside other routes.
+// New returns the handler. c nil means classify's defaults. db may be nil:
+// the page then says that address lookup needs a database. It returns the
+// concrete type, which is an http.Handler; Register mounts it beside other
+// routes.
 func New(c *classify.Classifier, db *store.DB, opts Options) *Handler {
+	if c == nil {
+		c = classify.New(classify.Options{})
+	}
 	h := &Handler{c: c, db: db, log: opts.Logger, max: opts.MaxBody}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
