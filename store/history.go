@@ -53,10 +53,15 @@ WHERE b.address = $1
 ORDER BY b.occurred_at DESC, b.id DESC
 LIMIT $2`
 
+// addressSuppressionsSQL reads open and removed records apart, each from
+// its partial index.
 const addressSuppressionsSQL = `
 SELECT ` + suppressionCols + `
-FROM suppressions AS s
-WHERE s.address = $1
+FROM (
+    SELECT * FROM suppressions WHERE address = $1 AND removed_at IS NULL
+    UNION ALL
+    SELECT * FROM suppressions WHERE address = $1 AND removed_at IS NOT NULL
+) AS s
 ORDER BY s.created_at DESC, s.id DESC`
 
 // AddressHistory returns what is known of an address, newest first: its
