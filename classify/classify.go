@@ -13,6 +13,7 @@ package classify
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors for input that cannot be classified. They wrap into a *ParseError.
@@ -39,7 +40,11 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Unwrap() error { return e.Err }
 
 func parseErr(err error, format string, args ...any) *ParseError {
-	return &ParseError{Err: err, Detail: fmt.Sprintf(format, args...)}
+	d := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	if len(d) > 200 {
+		d = strings.ToValidUTF8(d[:200], "") + "…"
+	}
+	return &ParseError{Err: err, Detail: d}
 }
 
 // Options bound the work done on one message and name the campaign headers.

@@ -1,9 +1,710 @@
 package classify
 
-// Classify classifies one raw message (RFC 5322, LF or CRLF line ends).
+import (
+	"bytes"
+	"net/textproto"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jhillyerd/enmime/v2"
+)
+
+// Classify classifies one raw message (RFC 5322, with LF, CRLF or CR-only
+// line ends). It fails only for input it cannot read at all or that breaks
+// the limits of Options; anything readable gets a Report, at worst one of
+// kind not_bounce.
 func (c *Classifier) Classify(raw []byte) (*Report, error) {
 	if len(raw) > c.opts.MaxSize {
 		return nil, parseErr(ErrTooLarge, "%d bytes, limit %d", len(raw), c.opts.MaxSize)
 	}
-	return &Report{Kind: KindNotBounce}, nil
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, parseErr(ErrMalformed, "empty message")
+	}
+	raw = fixLineEnds(raw)
+	if n := bytes.Count(raw, []byte("\n--")); n > 4*c.opts.MaxParts+16 {
+		return nil, parseErr(ErrTooManyParts, "%d boundary-like lines", n)
+	}
+	tree, err := c.readTree(raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(tree.header) == 0 {
+		return nil, parseErr(ErrMalformed, "no header fields")
+	}
+	m := &message{c: c, tree: tree, h: tree.header}
+	return m.classify(), nil
+}
+
+// fixLineEnds turns CR-only line ends (old Macintosh mail) into LF; CRLF
+// and LF are left to the MIME reader.
+func fixLineEnds(raw []byte) []byte {
+	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') < 0 {
+		return raw
+	}
+	return bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
+}
+
+// message is one message being classified.
+type message struct {
+	c    *Classifier
+	tree *mimeTree
+	h    textproto.MIMEHeader
+
+	dsn      *part // message/delivery-status or message/global-delivery-status
+	arf      *part // message/feedback-report
+	original *part // message/rfc822 or message/global
+	headers  *part // text/rfc822-headers or message/global-headers
+	texts    []*part
+	htmls    []*part
+	notice   string // the bounce's own words, without the returned original
+	quoted   string // the original as quoted in the text, if it was
+
+	subjectText string
+	subjectDone bool
+	noticeNorm  []byte
+	cmd         string
+	cmdDone     bool
+}
+
+// normNotice returns the notice normalized (lower case, folded white
+// space), computed once.
+func (m *message) normNotice() []byte {
+	if m.noticeNorm == nil {
+		m.noticeNorm = appendNorm(make([]byte, 0, len(m.notice)), m.notice)
+	}
+	return m.noticeNorm
+}
+
+// noticeCommand is commandIn(m.notice), computed once.
+func (m *message) noticeCommand() string {
+	if !m.cmdDone {
+		m.cmd = commandInNorm(m.normNotice(), m.notice)
+		m.cmdDone = true
+	}
+	return m.cmd
+}
+
+// subject returns the bounce's decoded Subject, decoded once.
+func (m *message) subject() string {
+	if !m.subjectDone {
+		m.subjectText = decodeHeader(m.h.Get("Subject"))
+		m.subjectDone = true
+	}
+	return m.subjectText
+}
+
+func decodeHeader(v string) string {
+	if strings.Contains(v, "=?") {
+		return enmime.DecodeRFC2047(v)
+	}
+	return v
+}
+
+func (m *message) classify() *Report {
+	rep := &Report{
+		MessageID: strings.Trim(m.h.Get("Message-Id"), "<> \t"),
+		From:      decodeHeader(m.h.Get("From")),
+		Subject:   m.subject(),
+	}
+	for _, p := range m.tree.leaves {
+		switch p.ctype {
+		case "message/delivery-status", "message/global-delivery-status":
+			if m.dsn == nil {
+				m.dsn = p
+			}
+		case "message/feedback-report":
+			if m.arf == nil {
+				m.arf = p
+			}
+		case "message/rfc822", "message/global", "message/rfc822-headers":
+			if m.original == nil {
+				m.original = p
+			}
+		case "text/rfc822-headers", "message/global-headers", "text/rfc822-header":
+			if m.headers == nil {
+				m.headers = p
+			}
+		case "text/plain", "text/x-plain", "text":
+			m.texts = append(m.texts, p)
+		case "text/html":
+			m.htmls = append(m.htmls, p)
+		}
+	}
+	m.readNotice()
+	rep.Original = m.readOriginal()
+
+	switch {
+	case m.arf != nil:
+		m.complaint(rep)
+	case m.isJMRP():
+		m.jmrp(rep)
+	case m.isUnsubscribe():
+		rep.Kind = KindComplaint
+		rep.FeedbackType = "opt-out"
+		rep.Recipients = []Recipient{{
+			Address: firstAddress(m.h.Get("From")), Action: "failed", Category: Complaint, Severity: None,
+			Diagnostic: "unsubscribe request", Rule: "unsubscribe:opt-out",
+		}}
+	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
+	case m.fromEmbeddedDSN(rep):
+	case m.isBounce() && m.fromText(rep):
+	case m.isAutoReply():
+		rep.Kind = KindAutoReply
+		addr := firstAddress(m.h.Get("From"))
+		rep.Recipients = []Recipient{{
+			Address: addr, Category: AutoReply, Severity: None, Rule: "auto_reply:" + m.autoReplySign(),
+		}}
+		return rep
+	default:
+		rep.Kind = KindNotBounce
+		return rep
+	}
+	m.decideAll(rep)
+	return rep
+}
+
+// readNotice collects the bounce's own text: its text/plain parts (or, when
+// there are none, its HTML with the tags taken out), cut where a quoted
+// original starts.
+func (m *message) readNotice() {
+	srcs := m.texts
+	if len(srcs) == 0 {
+		srcs = m.htmls
+	}
+	var text string
+	for i, p := range srcs {
+		if p.attach && i > 0 {
+			continue
+		}
+		t := p.text()
+		if p.ctype == "text/html" {
+			t = stripHTML(t)
+		}
+		if i == 0 {
+			text = t
+		} else {
+			text += "\n" + t
+		}
+		if m.original != nil || m.headers != nil || len(text) > maxNotice {
+			break // the original has its own part: one text part is the notice
+		}
+	}
+	if len(text) > maxNotice {
+		// Notices are short; what follows is the returned message. The cap
+		// bounds the work on hostile input.
+		cut := maxNotice
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
+	}
+	m.notice, m.quoted = splitNotice(text)
+}
+
+// maxNotice is how much of a bounce's text is read for its notice.
+const maxNotice = 64 << 10
+
+// stripHTML reduces HTML to its text, one line per block.
+func stripHTML(s string) string {
+	var sb strings.Builder
+	in := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '<':
+			in = true
+			rest := strings.ToLower(s[i+1 : min(len(s), i+4)])
+			if strings.HasPrefix(rest, "br") || strings.HasPrefix(rest, "p") || strings.HasPrefix(rest, "/p") ||
+				strings.HasPrefix(rest, "div") || strings.HasPrefix(rest, "/di") || strings.HasPrefix(rest, "tr") || strings.HasPrefix(rest, "li") {
+				sb.WriteByte('\n')
+			}
+		case c == '>' && in:
+			in = false
+		case !in:
+			sb.WriteByte(c)
+		}
+	}
+	r := strings.NewReplacer("&nbsp;", " ", "&lt;", "<", "&gt;", ">", "&amp;", "&", "&quot;", `"`, "&#39;", "'")
+	return r.Replace(sb.String())
+}
+
+// readOriginal finds the returned original message and reads its header.
+func (m *message) readOriginal() Original {
+	var o Original
+	var h textproto.MIMEHeader
+	switch {
+	case m.original != nil:
+		o.Source = "message/rfc822"
+		h = m.originalHeader(m.original.headerText())
+	case m.headers != nil:
+		o.Source = "text/rfc822-headers"
+		h = m.originalHeader(m.headers.headerText())
+	case m.quoted != "":
+		h = m.originalHeader(m.quoted)
+		if len(h) > 0 {
+			o.Source = "quoted"
+		}
+	}
+	if len(h) == 0 {
+		return Original{}
+	}
+	o.MessageID = strings.Trim(h.Get("Message-Id"), "<> \t")
+	o.ListID = listID(h.Get("List-Id"))
+	o.From = decodeHeader(h.Get("From"))
+	o.To = decodeHeader(h.Get("To"))
+	o.Subject = decodeHeader(h.Get("Subject"))
+	for _, name := range m.c.opts.CampaignHeaders {
+		if v := strings.TrimSpace(h.Get(name)); v != "" {
+			if o.Campaign == nil {
+				o.Campaign = map[string]string{}
+			}
+			o.Campaign[textproto.CanonicalMIMEHeaderKey(name)] = v
+			if o.CampaignID == "" {
+				o.CampaignID = v
+			}
+		}
+	}
+	o.AutoReply = autoReplyHeader(h) != ""
+	return o
+}
+
+// originalFields are the fields read from the returned original.
+var originalFields = []string{
+	"Message-Id", "List-Id", "From", "To", "Subject", "Auto-Submitted", "X-Autorespond", "X-Autoreply",
+	"X-Autoresponder", "Precedence", "X-Precedence", "X-Hmxmroriginalrecipient",
+}
+
+// originalHeader reads the fields of the original that matter: the ones
+// above and the configured campaign headers.
+func (m *message) originalHeader(b string) textproto.MIMEHeader {
+	h, _ := headerBlockOnly(b, func(name string) bool {
+		for _, f := range originalFields {
+			if strings.EqualFold(name, f) {
+				return true
+			}
+		}
+		for _, f := range m.c.opts.CampaignHeaders {
+			if strings.EqualFold(name, f) {
+				return true
+			}
+		}
+		return false
+	})
+	return h
+}
+
+// listID extracts the id of a List-Id field (RFC 2919): the part in angle
+// brackets, or the whole value.
+func listID(v string) string {
+	if i := strings.LastIndexByte(v, '<'); i >= 0 {
+		if j := strings.IndexByte(v[i:], '>'); j > 0 {
+			return strings.TrimSpace(v[i+1 : i+j])
+		}
+	}
+	return strings.TrimSpace(v)
+}
+
+// autoReplyHeader returns which header field marks h as an automatic reply
+// (RFC 3834 §5), or "".
+func autoReplyHeader(h textproto.MIMEHeader) string {
+	if v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); v != "" && v != "no" {
+		return "auto-submitted"
+	}
+	if h.Get("X-Autorespond") != "" {
+		return "x-autorespond"
+	}
+	if h.Get("X-Autoreply") != "" || h.Get("X-Autoresponder") != "" {
+		return "x-autoreply"
+	}
+	if p := strings.ToLower(h.Get("Precedence")); strings.Contains(p, "auto_reply") || strings.Contains(p, "auto-reply") {
+		return "precedence"
+	}
+	if strings.EqualFold(h.Get("X-Precedence"), "auto_reply") {
+		return "precedence"
+	}
+	return ""
+}
+
+// complaint fills rep from an ARF report (RFC 5965 §3.1).
+func (m *message) complaint(rep *Report) {
+	rep.Kind = KindComplaint
+	h, _ := headerBlock(m.arf.text())
+	rep.FeedbackType = strings.ToLower(strings.TrimSpace(h.Get("Feedback-Type")))
+	addr := firstAddress(h.Get("Original-Rcpt-To"))
+	if addr == "" {
+		addr = firstAddress(h.Get("Removal-Recipient"))
+	}
+	if addr == "" {
+		addr = firstAddress(rep.Original.To)
+	}
+	rep.ReportingMTA = strings.TrimSpace(stripType(h.Get("Reporting-Mta")))
+	rep.Recipients = []Recipient{{
+		Address: addr, Action: "failed", Category: Complaint, Severity: None,
+		Diagnostic: "feedback report: " + rep.FeedbackType,
+		Rule:       "arf:" + rep.FeedbackType,
+	}}
+}
+
+// isUnsubscribe reports whether the message is an automatic unsubscribe
+// request (a mail client acting on a List-Unsubscribe mailto: link, RFC
+// 2369): generated automatically, with the subject "unsubscribe".
+func (m *message) isUnsubscribe() bool {
+	s := strings.ToLower(strings.TrimSpace(m.subject()))
+	return s == "unsubscribe" && autoReplyHeader(m.h) != ""
+}
+
+// isJMRP reports whether the message is a complaint in the format of
+// Microsoft's Junk Mail Reporting Program: no ARF part, the subject
+// "complaint about message from IP" and the reported message attached.
+func (m *message) isJMRP() bool {
+	s := strings.ToLower(strings.TrimSpace(m.h.Get("Subject")))
+	return m.original != nil && strings.HasPrefix(s, "complaint about message from")
+}
+
+// jmrp fills rep from a JMRP complaint: the complaining recipient is named
+// by X-HmXmrOriginalRecipient in the attached message, else its To.
+func (m *message) jmrp(rep *Report) {
+	rep.Kind = KindComplaint
+	rep.FeedbackType = "abuse"
+	h, _ := headerBlock(m.original.text())
+	addr := firstAddress(h.Get("X-Hmxmroriginalrecipient"))
+	if addr == "" {
+		addr = firstAddress(h.Get("To"))
+	}
+	rep.Recipients = []Recipient{{
+		Address: addr, Action: "failed", Category: Complaint, Severity: None,
+		Diagnostic: "complaint (Microsoft JMRP)", Rule: "jmrp:abuse",
+	}}
+}
+
+// fromDSN fills rep from the fields of a delivery-status part. It reports
+// false when the part names no recipient.
+func (m *message) fromDSN(rep *Report, d dsnReport) bool {
+	if len(d.recipients) == 0 {
+		return false
+	}
+	rep.Kind = KindDSN
+	rep.ReportingMTA = d.reportingMTA
+	rep.ArrivalDate = d.arrival
+	rep.Recipients = d.recipients
+	m.enrichFromNotice(rep)
+	return true
+}
+
+// fromEmbeddedDSN reads DSN fields that an MTA wrote into its text part
+// instead of a message/delivery-status part.
+func (m *message) fromEmbeddedDSN(rep *Report) bool {
+	for _, p := range append(m.texts, m.headers) {
+		if p == nil {
+			continue
+		}
+		t := p.text()
+		l := strings.ToLower(t)
+		i := strings.Index(l, "final-recipient:")
+		if i < 0 || !strings.Contains(l, "action:") && !strings.Contains(l, "status:") {
+			continue
+		}
+		// Back up to the start of the per-message block, if there is one.
+		start := strings.LastIndex(l[:i], "reporting-mta:")
+		if start < 0 {
+			start = i
+		}
+		if m.fromDSN(rep, parseDSN(t[start:])) {
+			return true
+		}
+	}
+	return false
+}
+
+// enrichFromNotice completes DSN recipients from the text part: a missing
+// or code-less diagnostic, and the SMTP command.
+func (m *message) enrichFromNotice(rep *Report) {
+	if strings.TrimSpace(m.notice) == "" {
+		return
+	}
+	if len(rep.Recipients) == 1 && validAddress(rep.Recipients[0].Address) {
+		// One recipient (the common case): the notice is all about it, and
+		// only the command needs finding, unless the fields say nothing.
+		r := &rep.Recipients[0]
+		if r.Command == "" {
+			r.Command = commandIn(r.Diagnostic)
+		}
+		if r.Command == "" {
+			r.Command = m.noticeCommand()
+		}
+		d := r.Diagnostic
+		if strings.TrimSpace(d) != "" && (findReplyCode(d) != 0 || quotedStatus(d) != "" || hasPhrase(d)) {
+			return
+		}
+	}
+	var failed []string
+	for _, r := range rep.Recipients {
+		failed = append(failed, r.Address)
+	}
+	trs := noticeRecipients(m.notice, failed, nil)
+	if broken := brokenAddresses(rep.Recipients); broken > 0 {
+		// Some Final-Recipient is not an address ("@host"): take the text's.
+		named := noticeRecipients(m.notice, nil, nil)
+		if len(named) == len(rep.Recipients) {
+			for i := range rep.Recipients {
+				if !validAddress(rep.Recipients[i].Address) {
+					rep.Recipients[i].Address = named[i].addr
+				}
+			}
+			trs = named
+		}
+	}
+	globalCmd := transcriptCommand(m.notice)
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		var lines []string
+		segment := ""
+		if i < len(trs) {
+			lines, segment = trs[i].lines, trs[i].segment
+		}
+		text := strings.Join(lines, "\n")
+		if r.Command == "" {
+			r.Command = commandIn(r.Diagnostic)
+		}
+		if r.Command == "" {
+			r.Command = commandIn(text)
+		}
+		if r.Command == "" && segment != "" {
+			r.Command = commandIn(segment)
+		}
+		if r.Command == "" {
+			r.Command = globalCmd
+		}
+		if strings.TrimSpace(r.Diagnostic) == "" || findReplyCode(r.Diagnostic) == 0 && findStatus(r.Diagnostic) == "" &&
+			(findReplyCode(text) != 0 || findStatus(text) != "") && !hasPhrase(r.Diagnostic) {
+			if text != "" {
+				r.Diagnostic = strings.TrimSpace(strings.Join(strings.Fields(r.Diagnostic+" "+text), " "))
+			}
+		}
+	}
+}
+
+// validAddress reports whether a has a local part and a domain.
+func validAddress(a string) bool {
+	at := strings.LastIndexByte(a, '@')
+	return at > 0 && at < len(a)-1
+}
+
+func brokenAddresses(rs []Recipient) int {
+	n := 0
+	for _, r := range rs {
+		if !validAddress(r.Address) {
+			n++
+		}
+	}
+	return n
+}
+
+func hasPhrase(s string) bool {
+	c, _, _ := matchPhrase(normalize(s), false)
+	return c != ""
+}
+
+// fromText fills rep from a free-text notice. It reports false when no
+// failed recipient can be found.
+func (m *message) fromText(rep *Report) bool {
+	failed := addressList(m.h.Get("X-Failed-Recipients"))
+	exclude := map[string]bool{}
+	for _, v := range []string{m.h.Get("From"), m.h.Get("To"), m.h.Get("Return-Path"), m.h.Get("Sender"), m.h.Get("Reply-To")} {
+		for _, a := range addressList(v) {
+			exclude[strings.ToLower(a)] = true
+		}
+	}
+	for _, a := range addressList(rep.Original.From) {
+		exclude[strings.ToLower(a)] = true
+	}
+	trs := noticeRecipients(m.notice, failed, exclude)
+	if len(trs) == 0 {
+		// Nobody named: the returned original's recipient is the one.
+		to := addressList(rep.Original.To)
+		if len(to) != 1 {
+			return false
+		}
+		trs = []textRecipient{{addr: to[0], lines: errorLines(m.notice)}}
+	}
+	rep.Kind = KindMTAText
+	delayed := m.isWarning()
+	if delayed {
+		rep.Kind = KindDelayed
+	}
+	for _, tr := range trs {
+		diag := strings.Join(tr.lines, " ")
+		if diag == "" {
+			diag = strings.Join(errorLines(m.notice), " ")
+		}
+		r := Recipient{Address: tr.addr, Action: "failed", Diagnostic: strings.Join(strings.Fields(diag), " ")}
+		if delayed {
+			r.Action = "delayed"
+		}
+		r.Command = commandIn(diag)
+		if r.Command == "" {
+			r.Command = commandIn(tr.segment)
+		}
+		if r.Command == "" {
+			r.Command = m.noticeCommand()
+		}
+		rep.Recipients = append(rep.Recipients, r)
+	}
+	return true
+}
+
+// errorLines returns the lines of a notice that explain a failure.
+func errorLines(notice string) []string {
+	var out []string
+	for line := range strings.SplitSeq(notice, "\n") {
+		t := strings.TrimSpace(line)
+		if t != "" && !boilerplate(t) && isErrorLine(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// isWarning reports whether a free-text notice is a delay warning rather
+// than a failure.
+func (m *message) isWarning() bool {
+	s := strings.ToLower(m.h.Get("Subject"))
+	if strings.Contains(s, "delayed") || strings.Contains(s, "warning:") || strings.Contains(s, "delivery status notification (delay)") {
+		return true
+	}
+	return matchAny(warningMarkers, m.normNotice())
+}
+
+var warningMarkers = newMatcher([]phraseRule{{"", []string{
+	"this is a warning message only", "will be retried", "has not yet been delivered", "still trying",
+	"will continue trying", "delivery has been delayed", "has been delayed",
+}}})
+
+// bounceSubjects are subject words of delivery failure notices.
+var bounceSubjects = []string{
+	"undeliver", "delivery fail", "failure notice", "returned mail", "delivery status notification",
+	"mail delivery failed", "non-delivery", "nondeliverable", "non delivery", "could not be delivered",
+	"returned to sender", "delivery problem", "delivery notification", "permanent error",
+	"could not send", "delayed mail", "not delivered", "mail system error", "delivery error",
+	"failed delivery", "delivery failure", "unzustellbar", "bounce", "mail error", "rejected",
+	"delivery report", "message status", "email returned", "returned email", "unable to deliver",
+	"delivery has failed", "failed to deliver", "undelivered",
+}
+
+// bounceMarkers are phrases of the bodies of delivery failure notices.
+var bounceMarkers = []string{
+	"could not be delivered", "couldn't be delivered", "wasn't able to deliver", "was not able to deliver",
+	"could not deliver", "couldn't deliver", "unable to deliver", "undeliverable", "delivery failed",
+	"delivery has failed", "failed to deliver", "permanent error", "permanent failure", "following address",
+	"following recipient", "transcript of session", "qmail-send program", "not delivered", "wasn't delivered",
+	"delivery to the following", "returned to you", "has been delayed", "was rejected", "message could not",
+	"unable to be delivered", "delivery attempts", "could not reach", "cannot be delivered", "can't be delivered",
+	"delivery status", "mail delivery", "failed recipient", "remote host said", "smtp error",
+	"rejected by", "not be reached", "cannot be reached", "giving up", "delivery problem", "undelivered",
+}
+
+var bounceMarkerMatcher = newMatcher([]phraseRule{{"", bounceMarkers}})
+
+// isBounce reports whether a message without DSN fields is a delivery
+// failure notice: it comes from a mailer daemon or says so in its subject,
+// and its body reads like one.
+func (m *message) isBounce() bool {
+	if m.h.Get("X-Failed-Recipients") != "" {
+		return true
+	}
+	from := strings.ToLower(m.h.Get("From"))
+	daemon := false
+	for _, w := range []string{"mailer-daemon", "mailer_daemon", "mailer daemon", "postmaster", "post_master", "mail delivery", "maildelivery",
+		"mail-daemon", "maildaemon", "delivery subsystem", "mail administrator", "mail system", "mailadmin",
+		"delivery-notification", "ndr@", "bounce@", "auto-notify", "dispatcher"} {
+		if strings.Contains(from, w) {
+			daemon = true
+			break
+		}
+	}
+	subj := strings.ToLower(m.subject())
+	subject := false
+	for _, w := range bounceSubjects {
+		if strings.Contains(subj, w) {
+			subject = true
+			break
+		}
+	}
+	if strings.HasPrefix(subj, "re:") || strings.HasPrefix(subj, "aw:") || strings.HasPrefix(subj, "sv:") {
+		subject = false // a person answering
+	}
+	marker := matchAny(bounceMarkerMatcher, m.normNotice())
+	if (daemon && (subject || marker)) || (subject && marker) {
+		return true
+	}
+	// A notice that returns the original, or comes from a daemon and
+	// quotes a reply code, is one whatever its wording.
+	returned := m.original != nil || m.headers != nil
+	return (marker && returned) || (daemon && hasCodeLine(m.notice))
+}
+
+// hasCodeLine reports whether some line of s carries a 4xx or 5xx reply
+// code or an enhanced status code.
+func hasCodeLine(s string) bool {
+	for line := range strings.SplitSeq(s, "\n") {
+		if c := findReplyCode(line); c >= 400 {
+			return true
+		}
+		if st := findStatus(line); st != "" && st[0] != '2' {
+			return true
+		}
+	}
+	return false
+}
+
+// isAutoReply reports whether the message is an automatic reply (RFC 3834).
+func (m *message) isAutoReply() bool {
+	return m.autoReplySign() != ""
+}
+
+func (m *message) autoReplySign() string {
+	if s := autoReplyHeader(m.h); s != "" {
+		return s
+	}
+	subj := strings.ToLower(m.subject())
+	for _, w := range []string{"out of office", "out of the office", "auto reply", "autoreply", "auto-reply",
+		"automatic reply", "automatische antwort", "abwesenheitsnotiz", "vacation", "away from", "réponse automatique",
+		"respuesta automática", "auto:"} {
+		if strings.Contains(subj, w) {
+			return "subject"
+		}
+	}
+	return ""
+}
+
+// decideAll extracts the codes of each recipient and applies the rules.
+func (m *message) decideAll(rep *Report) {
+	allDelayed := true
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		r.Diagnostic = strings.TrimSpace(r.Diagnostic)
+		if r.SMTPCode == 0 {
+			r.SMTPCode = findReplyCode(r.Diagnostic)
+		}
+		if r.Status == "" {
+			r.Status = quotedStatus(r.Diagnostic)
+		}
+		if r.Command == "" {
+			r.Command = commandIn(r.Diagnostic)
+		}
+		if !r.Failed() {
+			r.Severity, r.Rule = None, "action:"+r.Action
+			continue
+		}
+		if r.Category == "" {
+			d := decide(r, rep.Original.AutoReply)
+			r.Status, r.Category, r.Severity, r.Suppress, r.Rule = d.status, d.category, d.severity, d.suppress, d.rule
+		}
+		if r.Failed() && r.Action != "delayed" {
+			allDelayed = false
+		}
+	}
+	if allDelayed && rep.Kind == KindDSN && rep.Bounce() {
+		rep.Kind = KindDelayed
+	}
 }

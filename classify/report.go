@@ -132,6 +132,9 @@ type Recipient struct {
 	Diagnostic string
 	// RemoteMTA is the server that reported the failure (§2.3.5).
 	RemoteMTA string
+	// Command is the SMTP command the failure answered, when the bounce
+	// says: CONN (the greeting), HELO, MAIL, RCPT or DATA; or "".
+	Command string
 	// LastAttempt is the Last-Attempt-Date (§2.3.7), or zero.
 	LastAttempt time.Time
 

@@ -157,6 +157,9 @@ func formatMessage(buf *bytes.Buffer, c *classify.Classifier, path string, raw [
 	}
 	fmt.Fprintf(buf, "== %s\n", path)
 	for i := range recs {
+		if i > 0 {
+			buf.WriteByte('\n')
+		}
 		classify.WriteExplanation(buf, &recs[i])
 	}
 	buf.WriteByte('\n')

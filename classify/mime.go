@@ -1,0 +1,511 @@
+package classify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/textproto"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/jhillyerd/enmime/v2"
+	"github.com/jhillyerd/enmime/v2/mediatype"
+)
+
+// mimeParser reads the MIME structure. Content stays raw: transfer
+// encodings are undone only for the parts classification reads, and charset
+// conversion only for their text (see part.text), which keeps the cost of a
+// message close to one pass over its bytes.
+var mimeParser = enmime.NewParser(
+	enmime.RawContent(true),
+	enmime.DisableTextConversion(true),
+	enmime.DisableCharacterDetection(true),
+	enmime.SkipMalformedParts(true),
+	enmime.MultipartWOBoundaryAsSinglePart(true),
+	enmime.StripMediaTypeInvalidCharacters(true),
+)
+
+// part is one leaf of the MIME tree.
+type part struct {
+	ctype   string // lower-case media type, e.g. "message/delivery-status"
+	charset string
+	cte     string
+	header  textproto.MIMEHeader
+	raw     []byte // content, transfer encoding not undone
+	depth   int
+	attach  bool // Content-Disposition: attachment
+
+	txt  string // text(), once computed
+	done bool
+}
+
+// decoded undoes the transfer encoding (RFC 2045 §6). Broken encodings give
+// what could be decoded.
+func (p *part) decoded() []byte {
+	switch p.cte {
+	case "base64":
+		// Decoded in place, once: raw holds the result from then on.
+		p.raw = decodeBase64(p.raw)
+		p.cte = ""
+	case "quoted-printable":
+		p.raw = decodeQP(p.raw)
+		p.cte = ""
+	}
+	return p.raw
+}
+
+// decodeQP undoes quoted-printable (RFC 2045 §6.7) into one allocation,
+// leniently: a malformed escape stays as it is.
+func decodeQP(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '=' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 < len(raw) && (raw[i+1] == '\n' || raw[i+1] == '\r') { // soft line break
+			i++
+			if raw[i] == '\r' && i+1 < len(raw) && raw[i+1] == '\n' {
+				i++
+			}
+			continue
+		}
+		if i+2 < len(raw) {
+			if h, ok := unhex(raw[i+1], raw[i+2]); ok {
+				out = append(out, h)
+				i += 2
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func unhex(a, b byte) (byte, bool) {
+	x, ok1 := hexval(a)
+	y, ok2 := hexval(b)
+	return x<<4 | y, ok1 && ok2
+}
+
+func hexval(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// text returns the decoded content as UTF-8 with LF line ends.
+func (p *part) text() string {
+	if !p.done {
+		p.txt = toUTF8(p.decoded(), p.charset)
+		p.done = true
+	}
+	return p.txt
+}
+
+// headerText returns the start of a part that holds a message or a header
+// block (message/rfc822, text/rfc822-headers): enough for its header, not
+// its whole body.
+func (p *part) headerText() string {
+	if p.done || p.cte == "base64" || p.cte == "quoted-printable" {
+		return p.text()
+	}
+	raw := p.raw
+	for len(raw) > 0 && (raw[0] == '\n' || raw[0] == '\r') {
+		raw = raw[1:]
+	}
+	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+		raw = raw[:i+1]
+	} else if i := bytes.Index(raw, []byte("\n\r\n")); i >= 0 {
+		raw = raw[:i+1]
+	}
+	if len(raw) > maxNotice {
+		raw = raw[:maxNotice]
+	}
+	return toUTF8(raw, p.charset)
+}
+
+// decodeBase64 decodes leniently (RFC 2045 §6.8): characters outside the
+// alphabet are skipped and a truncated tail gives what it holds. It
+// compacts raw in place: the part's content is not read raw again.
+func decodeBase64(raw []byte) []byte {
+	clean := raw[:0]
+	for _, c := range raw {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
+			clean = append(clean, c)
+		}
+	}
+	if len(clean)%4 == 1 {
+		clean = clean[:len(clean)-1] // a lone trailing character carries no byte
+	}
+	n, _ := base64.RawStdEncoding.Decode(clean, clean) // output never outruns input
+	return clean[:n]
+}
+
+// toUTF8 converts b from charset to UTF-8 for the charsets bounces use in
+// their notices; anything else keeps its ASCII and loses the rest to U+FFFD.
+// Line ends become LF.
+func toUTF8(b []byte, charset string) string {
+	var s string
+	switch cs := strings.ToLower(strings.Trim(charset, `"' `)); {
+	case isLatin1(cs):
+		var sb strings.Builder
+		sb.Grow(len(b) + 8)
+		for _, c := range b {
+			if c < utf8.RuneSelf {
+				sb.WriteByte(c)
+			} else {
+				sb.WriteRune(rune(c))
+			}
+		}
+		s = sb.String()
+	case cs == "iso-2022-jp" || cs == "csiso2022jp":
+		s = decodeISO2022JP(b)
+	default:
+		if bytes.IndexByte(b, '\r') >= 0 {
+			b = toLF(b)
+		}
+		if utf8.Valid(b) {
+			return bytesToString(b)
+		}
+		return strings.ToValidUTF8(string(b), "\uFFFD")
+	}
+	if strings.IndexByte(s, '\r') >= 0 {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.ReplaceAll(s, "\r", "\n")
+	}
+	return s
+}
+
+// toLF returns b with CRLF and lone CR line ends made LF, in a new slice.
+func toLF(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\r' {
+			if i+1 < len(b) && b[i+1] == '\n' {
+				continue
+			}
+			out = append(out, '\n')
+			continue
+		}
+		out = append(out, b[i])
+	}
+	return out
+}
+
+// bytesToString returns b as a string without copying it. It is used only
+// for part contents, which the classifier owns (enmime reads each part into
+// a fresh slice, the decoders write fresh or in-place slices) and never
+// changes after reading them as text.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func isLatin1(cs string) bool {
+	switch cs {
+	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "windows-1252", "cp1252",
+		"iso-8859-15", "iso8859-15", "iso_8859-1", "ibm819", "cp819":
+		return true
+	}
+	return false
+}
+
+// decodeISO2022JP keeps the ASCII runs of an ISO-2022-JP text (RFC 1468) and
+// drops the two-byte runs: the notices we read are in English or carry their
+// codes in ASCII.
+func decodeISO2022JP(b []byte) string {
+	var sb strings.Builder
+	ascii := true
+	for i := 0; i < len(b); i++ {
+		if b[i] == 0x1b && i+2 < len(b) {
+			switch {
+			case b[i+1] == '(' && (b[i+2] == 'B' || b[i+2] == 'J'):
+				ascii = true
+			case b[i+1] == '$':
+				ascii = false
+				sb.WriteByte(' ')
+			}
+			i += 2
+			continue
+		}
+		if ascii || b[i] == '\n' {
+			if b[i] < utf8.RuneSelf {
+				sb.WriteByte(b[i])
+			}
+		}
+	}
+	return sb.String()
+}
+
+// mimeTree is the flattened MIME structure of a message.
+type mimeTree struct {
+	header textproto.MIMEHeader
+	ctype  string            // of the root
+	params map[string]string // of the root's Content-Type
+	leaves []*part
+}
+
+// readTree parses raw with enmime and checks the limits. A message that is
+// not multipart has no structure to walk: its header and body are read
+// directly, which spares copying the whole message through enmime's
+// readers (the most common shape of free-text bounce).
+func (c *Classifier) readTree(raw []byte) (*mimeTree, error) {
+	if t := singlePart(raw); t != nil {
+		return t, nil
+	}
+	root, err := mimeParser.ReadParts(bytes.NewReader(raw))
+	if err != nil {
+		return nil, parseErr(ErrMalformed, "%v", err)
+	}
+	t := &mimeTree{
+		header: root.Header,
+		ctype:  strings.ToLower(root.ContentType),
+		params: root.ContentTypeParams,
+	}
+	n := 0
+	var walk func(p *enmime.Part, depth int) error
+	walk = func(p *enmime.Part, depth int) error {
+		n++
+		if n > c.opts.MaxParts {
+			return parseErr(ErrTooManyParts, "more than %d parts", c.opts.MaxParts)
+		}
+		if depth > c.opts.MaxDepth {
+			return parseErr(ErrTooDeep, "deeper than %d levels", c.opts.MaxDepth)
+		}
+		if p.FirstChild == nil {
+			ct := strings.ToLower(p.ContentType)
+			if ct == "" {
+				ct = "text/plain"
+			}
+			t.leaves = append(t.leaves, &part{
+				ctype:   ct,
+				charset: p.Charset,
+				cte:     strings.ToLower(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding"))),
+				header:  p.Header,
+				raw:     p.Content,
+				depth:   depth,
+				attach:  strings.EqualFold(p.Disposition, "attachment"),
+			})
+			return nil
+		}
+		for ch := p.FirstChild; ch != nil; ch = ch.NextSibling {
+			if err := walk(ch, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if strings.HasPrefix(t.ctype, "multipart/") && root.FirstChild == nil {
+		// A multipart whose body does not use its declared boundary: use
+		// the boundary the body does use, or read the body as text.
+		body := bodyOf(raw)
+		if b := guessBoundary(body); b != "" {
+			synthetic := append([]byte("Content-Type: multipart/mixed; boundary=\""+b+"\"\n\n"), body...)
+			if r2, err := mimeParser.ReadParts(bytes.NewReader(synthetic)); err == nil && r2.FirstChild != nil {
+				root = r2
+			}
+		}
+		if root.FirstChild == nil {
+			// A copy: body is the caller's buffer, which the report's
+			// strings must not share.
+			t.leaves = []*part{{ctype: "text/plain", raw: bytes.Clone(body)}}
+			return t, nil
+		}
+	}
+	if err := walk(root, 0); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// singlePart reads a message whose Content-Type is not multipart, or nil
+// when it is multipart or its header cannot be read this simply.
+func singlePart(raw []byte) *mimeTree {
+	end := bytes.Index(raw, []byte("\n\n"))
+	if j := bytes.Index(raw, []byte("\r\n\r\n")); j >= 0 && (end < 0 || j < end) {
+		end = j
+	}
+	if end <= 0 || end > 256<<10 {
+		return nil
+	}
+	if multipartHeader(raw[:end]) {
+		return nil
+	}
+	h, n := headerBlock(string(raw[:end+1]))
+	if len(h) == 0 || n < end-1 {
+		return nil // lines that are not fields: let enmime judge
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		ct = "text/plain"
+	}
+	mt, params, _, err := mediatype.Parse(ct)
+	if err != nil || strings.HasPrefix(strings.ToLower(mt), "multipart/") {
+		return nil
+	}
+	mt = strings.ToLower(mt)
+	disp := strings.ToLower(h.Get("Content-Disposition"))
+	return &mimeTree{
+		header: h,
+		ctype:  mt,
+		params: params,
+		leaves: []*part{{
+			ctype:   mt,
+			charset: params["charset"],
+			cte:     strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))),
+			header:  h,
+			raw:     bytes.Clone(bodyOf(raw)), // the caller's buffer must not be shared
+			attach:  strings.HasPrefix(disp, "attachment"),
+		}},
+	}
+}
+
+// multipartHeader reports whether a header block declares a multipart
+// Content-Type, looking at the bytes only.
+func multipartHeader(h []byte) bool {
+	for len(h) > 0 {
+		line := h
+		if i := bytes.IndexByte(h, '\n'); i >= 0 {
+			line, h = h[:i], h[i+1:]
+		} else {
+			h = nil
+		}
+		if len(line) > 13 && hasPrefixFold(bytesToString(line), "content-type:") {
+			v := line[13:]
+			// The value may continue on folded lines.
+			for len(h) > 0 && (h[0] == ' ' || h[0] == '\t') {
+				i := bytes.IndexByte(h, '\n')
+				if i < 0 {
+					i = len(h) - 1
+				}
+				v, h = append(v[:len(v):len(v)], h[:i+1]...), h[i+1:]
+			}
+			return containsFold(bytesToString(v), "multipart")
+		}
+	}
+	return false
+}
+
+// bodyOf returns what follows the header block of raw.
+func bodyOf(raw []byte) []byte {
+	if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+		if j := bytes.Index(raw, []byte("\r\n\r\n")); j >= 0 && j < i {
+			return raw[j+4:]
+		}
+		return raw[i+2:]
+	}
+	if j := bytes.Index(raw, []byte("\r\n\r\n")); j >= 0 {
+		return raw[j+4:]
+	}
+	return nil
+}
+
+// guessBoundary returns the boundary a multipart body uses: the first line
+// "--X" whose closing "--X--" also appears.
+func guessBoundary(body []byte) string {
+	for line := range bytes.SplitSeq(body, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r \t")
+		if len(line) > 3 && line[0] == '-' && line[1] == '-' {
+			b := line[2:]
+			if bytes.Contains(body, append(append([]byte("--"), b...), '-', '-')) {
+				return string(b)
+			}
+		}
+	}
+	return ""
+}
+
+// headerBlock parses an RFC 5322 header block (the start of b up to the
+// first empty line), unfolding continuation lines. Names are canonical.
+// Lines that are not fields end the block, so quoted text is safe to feed.
+func headerBlock(b string) (textproto.MIMEHeader, int) {
+	return headerBlockOnly(b, nil)
+}
+
+// headerBlockOnly is headerBlock keeping only the fields keep accepts (all
+// when keep is nil).
+func headerBlockOnly(b string, keep func(name string) bool) (textproto.MIMEHeader, int) {
+	h := textproto.MIMEHeader{}
+	var name string
+	var val strings.Builder
+	keeping := false
+	flush := func() {
+		if name != "" && keeping {
+			k := textproto.CanonicalMIMEHeaderKey(name)
+			h[k] = append(h[k], strings.TrimSpace(val.String()))
+		}
+		name = ""
+		val.Reset()
+	}
+	pos := 0
+	fields := 0
+	for pos < len(b) {
+		end := strings.IndexByte(b[pos:], '\n')
+		var line string
+		next := len(b)
+		if end >= 0 {
+			line = b[pos : pos+end]
+			next = pos + end + 1
+		} else {
+			line = b[pos:]
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			if fields == 0 {
+				pos = next // leading blank lines
+				continue
+			}
+			pos = next
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if name == "" && fields == 0 {
+				break
+			}
+			if keeping {
+				val.WriteByte(' ')
+				val.WriteString(strings.TrimSpace(line))
+			}
+			pos = next
+			continue
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !isFieldName(line[:colon]) {
+			break
+		}
+		flush()
+		fields++
+		name = line[:colon]
+		keeping = keep == nil || keep(name)
+		if keeping {
+			val.WriteString(strings.TrimSpace(line[colon+1:]))
+		}
+		pos = next
+	}
+	flush()
+	return h, pos
+}
+
+func isFieldName(s string) bool {
+	if len(s) > 76 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 127 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,492 @@
+package classify
+
+import (
+	"strconv"
+	"strings"
+)
+
+// The decision rules: what a failed recipient's words, status and reply code
+// say about whose fault the failure is. Everything that decides a category
+// lives in this file, in the order it is applied:
+//
+//  1. The DSN action: "delayed" is a warning (category delayed).
+//  2. The diagnostic text, through phraseRules, first match wins. The tiers
+//     are ordered so that the sender's problems are recognised before the
+//     recipient's: a 553 alone says nothing, "553 5.7.1 Not an open relay"
+//     is relay_denied, "553 sorry, no mailbox here by that name" is
+//     mailbox_unknown.
+//  3. The SMTP command the failure answered, when the text decided nothing:
+//     a refusal at the greeting or HELO is about the sending host
+//     (blocked), one at MAIL FROM about the sender (sender_rejected).
+//     Otherwise weakRules: phrases too general to outrank the command.
+//  4. The enhanced status code (RFC 3463), through statusRules.
+//  5. The reply code's class alone: unknown, hard for 5xx, soft for 4xx.
+//
+// Status and Diagnostic-Code disagreeing: when the Status field and the
+// status code quoted inside the diagnostic differ (Status: 5.1.1 with
+// "553 information. (#5.7.1)"), the quoted one decides, because it is the
+// remote server's own word while the Status field is often the reporting
+// MTA's guess from the reply code. The reported Status stays what the DSN
+// said.
+//
+// Severity follows the category (severityOf), made soft by a temporary (4xx)
+// status. Suppress is true only for the dead-address categories
+// (mailbox_unknown, domain_unknown, address_invalid, mailbox_disabled), only
+// for permanent failures, and never for the bounce of an auto-reply.
+
+// phraseRule maps phrases of a diagnostic to a category.
+type phraseRule struct {
+	category Category
+	phrases  []string // lower case, single spaces
+}
+
+// phraseRules is the ordered table of step 2.
+var phraseRules = []phraseRule{
+	// Things that look like a dead mailbox but are not: the remote refused
+	// the sending host, or was speaking of the sender.
+	{RateLimited, []string{
+		"frequency limited", "rate limit", "ratelimit", "rate-limit", "receiving mail at a rate",
+		"too many connections", "too many concurrent", "too many sessions", "connection rate",
+		"too many messages", "sending rate", "exceeded the rate", "throttl", "greylist", "grey-list",
+		"graylist", "gray-list", "too many recipients", "try again in a few minutes",
+	}},
+	{MailboxFull, []string{
+		"mailbox full", "mailbox is full", "mailbox is over", "mailfolder is full", "over quota",
+		"overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
+		"disk quota", "user is over", "account is over quota", "exceeded storage allocation",
+		"mailbox has exceeded", "mailbox exceeded", "storage quota", "full mailbox", "mailbox size limit",
+		"insufficient disk space", "out of storage", "no space left on the mailbox", "box is full",
+		"is over its quota",
+	}},
+	{MessageTooLarge, []string{
+		"message too large", "message is too large", "message too big", "message is too big",
+		"message size exceeds", "size exceeds", "exceeds the maximum size", "exceeds size limit",
+		"message length exceeds", "too large for this recipient", "recipsizelimit", "mail size",
+		"message exceeds", "size limit exceeded", "exceeded maximum message size", "file too large",
+	}},
+	{Policy, []string{
+		"dmarc", "spf", "dkim", "sender is unauthenticated", "unauthenticated email",
+		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
+		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
+		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
+		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
+	}},
+	{AuthRequired, []string{
+		"authentication required", "authentication is required", "auth required", "authrequired",
+		"requires authentication", "not logged in", "must authenticate", "please authenticate",
+		"must be authenticated", "unauthenticated senders", "authentication failed",
+		"not authorized to send", "smtp auth", "sender not authenticated", "need authentication",
+		"authentication needed", "delivery not authorized", "not authorized to relay",
+		"send mail as",
+	}},
+	{RelayDenied, []string{
+		"not an open relay", "relay access denied", "relaying denied", "relay denied",
+		"relay not permitted", "relaying not permitted", "relaying not allowed", "relay not allowed",
+		"relaying disallowed", "relay prohibited", "relaying prohibited", "unable to relay",
+		"we do not relay", "use me as a relay", "configured to relay", "not permitted to relay",
+		"not configured to let you", "list of allowed rcpthosts", "relaying blocked", "relaying is blocked",
+		"forwarding denied", "does not accept mail sent to", "no relaying", "relaying to",
+		"relay attempt", "open relay denied",
+	}},
+	{SenderRejected, []string{
+		"sender address rejected", "domain of sender address", "sender domain", "envelope sender",
+		"badmailfrom", "null sender", "your email address is denied", "sender was rejected",
+		"sender rejected", "sender verify failed", "sender verification failed", "unroutable sender",
+		"unrouteable sender", "sender denied", "invalid sender", "bad sender", "sender address is invalid",
+		"from: domain is invalid", "sender's domain", "sender address denied", "sender unknown",
+		"sender is not allowed", "sender not allowed", "mail from address", "return path",
+		"to/from an address that has been blacklisted", "you cannot send e-mail to yourself",
+		"your e-mail is redundant", "mail from rejected", "sender email address rejected",
+		"sender address domain", "address of the sender",
+	}},
+	{Blocked, []string{
+		"blacklist", "blocklist", "black list", "block list", "spamhaus", "spamcop", "sorbs",
+		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
+		"client host blocked", "connections will not be accepted", "connections not accepted",
+		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
+		"reputation", "reverse dns", "ptr record", "no ptr", "rdns", "refused to talk to me",
+		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
+		"ip address blocked", "ip blocked", "my name was rejected",
+		"dynamic ip", "dial-up", "dialup", "residential", "not allowed to send mail from",
+	}},
+	{ContentRejected, []string{
+		"message filtered", "spam", "virus", "malware", "content rejected", "message content",
+		"blacklisted url", "uribl", "surbl", "phishing",
+		"prohibited attachment", "mail rejete", "bulk mail",
+		"content filter", "content presents",
+	}},
+
+	// The recipient's problems.
+	{MailboxDisabled, []string{
+		"temporary locked", "temporarily locked", "tried to reach is disabled", "account is disabled", "account has been disabled", "account disabled", "disabled recipient",
+		"mailbox disabled", "mailbox is disabled", "account is inactive", "inactive account",
+		"account has been suspended", "account suspended", "account is suspended", "mailbox suspended",
+		"account is blocked", "compte du destinataire est bloque", "no longer on server",
+		"no longer active", "no longer available", "has moved", "discontinued", "mailbox is frozen",
+		"account is frozen", "account has been frozen", "deactivated", "account expired",
+		"account is locked", "account locked", "mailbox inactive", "inactive mailbox",
+	}},
+	{AddressInvalid, []string{
+		"address syntax", "not a valid rfc-5321 address", "not a valid rfc 5321", "bad address syntax",
+		"syntax error in address", "malformed address", "invalid address format", "address is invalid",
+		"bad recipient address syntax", "illegal address", "invalid mailbox name",
+		"recipient address syntax",
+	}},
+	{MailboxUnknown, []string{
+		"recipient address rejected: access denied", "recipient name is not recognized", "user unknown", "unknown user", "no such user", "invalid user", "no mailbox here",
+		"no mail-box here", "address does not exist", "does not have a mailbox", "rcpt user invalid",
+		"not a valid user", "validrcptto", "recipient doesn't exist", "recipient does not exist",
+		"recipient not found", "recipnotfound", "recipientnotfound", "mailbox not found",
+		"mailbox does not exist", "mailbox doesn't exist", "invalid recipient", "unknown recipient",
+		"no such recipient", "user not found", "address couldn't be found", "account that you tried to reach does not exist",
+		"not listed in domino directory", "not listed in public name", "invalid final delivery userid",
+		"no such mailbox", "unknown address", "user doesn't exist", "user does not exist",
+		"doesn't have a", "invalid mailbox", "bad destination mailbox", "unknown local part",
+		"inactive email address",
+		"destinataire invalide", "is not a known user", "not our customer", "user not exist",
+		"unknown or illegal alias",
+		"not a valid mailbox",
+	}},
+	{DomainUnknown, []string{
+		"because the domain is not reachable", "host unknown", "domain does not exist", "no such domain", "unrouteable address",
+		"unroutable address", "domain not found", "domain couldn't be found", "domain name not found",
+		"host or domain name not found", "does not accept mail", "no mx record", "no smtp service",
+		"null mx", "nullmx", "domain is not valid", "domain not exist", "no route for",
+		"invalid domain", "unknown domain", "domain unknown", "domain does not accept",
+	}},
+
+	// Passing trouble.
+	{Network, []string{
+		"did not accept our requests to connect", "socket error", "connection timed out", "no route to host", "host not found, try again", "name service error",
+		"unable to connect", "network is unreachable", "lost connection",
+		"temporary failure in name resolution", "dns error", "routing loop", "hop count exceeded",
+		"could not connect", "connection reset", "starttls",
+	}},
+	{Expired, []string{
+		"delivery failed # attempts", "failed after # attempts", "retry timeout exceeded", "in the queue too long", "could not deliver for the last",
+		"all hosts have been failing", "delivery time expired", "message expired", "envelope expired",
+		"unable to deliver this message after", "retry time",
+		"no longer attempting", "message timed out", "delivery expired", "could not find a gateway",
+		"too long in queue",
+	}},
+	{System, []string{
+		"internal error", "system error", "server error", "local error",
+		"mailer error", "pipe to |", "could not load", "insufficient system storage",
+		"system not accepting", "operating system error", "transaction failed",
+		"insufficient permission", "duplicated message-id",
+		"error writing", "i/o error", "temporarily unable", "resources temporarily",
+	}},
+}
+
+// weakRules is the table of step 3b: phrases too general to outrank what
+// the SMTP command says.
+var weakRules = []phraseRule{
+	{Blocked, []string{"your ip", "ip address", "blocked by", "access denied", "connection refused"}},
+	{ContentRejected, []string{"looks like", "suspicious", "attachment", "mail rejected", "message rejected"}},
+	{MailboxUnknown, []string{"mailbox unavailable", "mailbox not available", "no mailbox", "address not found", "invalid address", "recipient rejected", "no account", "mailbox is unavailable", "no valid recipients"}},
+	{Network, []string{"timed out"}},
+	{Policy, []string{"tls", "certificate"}},
+	{Expired, []string{"giving up", "gave up", "expired"}},
+	{System, []string{"try again later", "please try later", "not available", "unavailable", "temporary failure"}},
+}
+
+// statusRules maps enhanced status codes (RFC 3463 §3, and the IANA
+// registry's later additions) to categories: first the exact subject.detail,
+// then the subject alone (".1." etc.).
+var statusRules = map[string]Category{
+	"1.1":  MailboxUnknown,  // bad destination mailbox address
+	"1.2":  DomainUnknown,   // bad destination system address
+	"1.3":  AddressInvalid,  // bad destination mailbox address syntax
+	"1.4":  MailboxUnknown,  // destination mailbox address ambiguous
+	"1.6":  MailboxDisabled, // destination mailbox has moved
+	"1.7":  SenderRejected,  // bad sender's mailbox address syntax
+	"1.8":  SenderRejected,  // bad sender's system address
+	"1.0":  MailboxUnknown,  // other address status: at RCPT, the recipient's
+	"1.10": DomainUnknown,   // recipient address has null MX (RFC 7505)
+	"2.1":  MailboxDisabled, // mailbox disabled, not accepting messages
+	"2.2":  MailboxFull,     // mailbox full
+	"2.3":  MessageTooLarge, // message length exceeds administrative limit
+	"3.1":  System,          // mail system full
+	"3.2":  System,          // system not accepting network messages
+	"3.4":  MessageTooLarge, // message too big for system
+	"4.1":  Network,         // no answer from host
+	"4.2":  Network,         // bad connection
+	"4.3":  Network,         // directory server failure (DNS)
+	"4.4":  DomainUnknown,   // unable to route
+	"4.6":  Network,         // routing loop detected
+	"4.7":  Expired,         // delivery time expired
+	"7.1":  Policy,          // delivery not authorized, message refused
+	"7.7":  ContentRejected, // message integrity failure
+	"7.8":  AuthRequired,    // authentication credentials invalid
+	"7.9":  Policy,          // authentication mechanism too weak
+	"7.11": AuthRequired,    // encryption required
+	"7.13": MailboxDisabled, // user account disabled
+	"7.17": MailboxDisabled, // mailbox owner has changed
+	"7.18": MailboxDisabled, // domain owner has changed
+	"7.20": Policy,          // no passing DKIM signature
+	"7.21": Policy,
+	"7.22": Policy,
+	"7.23": Policy,  // SPF validation failed
+	"7.24": Policy,  // SPF validation error
+	"7.25": Blocked, // reverse DNS validation failed
+	"7.26": Policy,  // multiple authentication checks failed
+	"7.27": SenderRejected,
+	"7.28": Blocked,
+	"2":    Unknown, // other mailbox status
+	"3":    System,
+	"4":    Network,
+	"5":    Unknown, // protocol status: says nothing of fault
+	"6":    ContentRejected,
+	"7":    Policy,
+}
+
+// deadCategories are the categories that mean the address itself is dead.
+func deadCategory(c Category) bool {
+	switch c {
+	case MailboxUnknown, DomainUnknown, AddressInvalid, MailboxDisabled:
+		return true
+	}
+	return false
+}
+
+// severityOf gives the category's severity for a permanent failure.
+func severityOf(c Category) Severity {
+	switch c {
+	case MailboxFull, RateLimited, Network, Expired, System:
+		return Soft
+	case Delayed, AutoReply, Complaint:
+		return None
+	}
+	return Hard
+}
+
+// decision is the outcome of the rules for one recipient.
+type decision struct {
+	status   string // the status that decided: the quoted one on conflict
+	category Category
+	severity Severity
+	suppress bool
+	rule     string
+}
+
+// normalize lower-cases s and folds runs of white space to one space, so
+// that the phrases match across the line breaks of folded diagnostics.
+func normalize(s string) string {
+	var sb strings.Builder
+	sb.Grow(len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			space = sb.Len() > 0
+			continue
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space {
+			sb.WriteByte(' ')
+			space = false
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+// matchPhrase returns the category and phrase of the first rule of the
+// strong table (phraseRules) that text matches, or of weakRules when
+// withWeak is set and no strong one does.
+func matchPhrase(text string, withWeak bool) (c Category, phrase string, weak bool) {
+	strong, w := match(rules, text)
+	switch {
+	case strong != nil:
+		return strong.category, strong.phrase, false
+	case w != nil && withWeak:
+		return w.category, w.phrase, true
+	}
+	return "", "", false
+}
+
+// statusCategory runs step 4: the category an enhanced status names.
+func statusCategory(st string) Category {
+	if len(st) < 5 {
+		return ""
+	}
+	rest := st[2:] // "1.1"
+	if c, ok := statusRules[rest]; ok {
+		return c
+	}
+	if dot := strings.IndexByte(rest, '.'); dot > 0 {
+		if c, ok := statusRules[rest[:dot]]; ok {
+			return c
+		}
+	}
+	return ""
+}
+
+// statusClass is the class digit of a status or reply code: '2', '4', '5'
+// or 0.
+func statusClass(status string, code int) byte {
+	if status != "" {
+		return status[0]
+	}
+	if code >= 200 && code < 600 {
+		return byte('0' + code/100)
+	}
+	return 0
+}
+
+// decide applies the rules to one recipient. autoReply is set when the
+// returned original was itself an automatic reply.
+func decide(r *Recipient, autoReply bool) decision {
+	if r.Action == "delayed" {
+		st := r.Status
+		if q := quotedStatus(r.Diagnostic); q != "" && (st == "" || generic(st)) {
+			st = q
+		}
+		return decision{st, Delayed, None, false, "action:delayed"}
+	}
+	text := normalize(r.Diagnostic)
+	status := r.Status
+	quoted := quotedStatus(r.Diagnostic)
+	conflict := ""
+	switch {
+	case quoted == "" || quoted == status:
+	case status == "":
+		status = quoted
+	case generic(status) && quoted[0] == status[0]:
+		status = quoted // "Status: 5.0.0" says less than the reply's 5.2.2
+	case !generic(quoted):
+		conflict = "+status_field:" + status
+		status = quoted
+	}
+	class := statusClass(status, r.SMTPCode)
+	if r.SMTPCode >= 400 && r.SMTPCode < 500 && class == '5' && status == quoted {
+		class = '4' // "451 ... 5.x.x" is still a temporary reply
+	}
+
+	var cat Category
+	var rule string
+	unconfirmed := false
+	c, p, weak := matchPhrase(text, r.Command != "CONN" && r.Command != "HELO" && r.Command != "MAIL")
+	if c != "" {
+		cat, rule = c, "text:"+string(c)+":"+p
+		if weak {
+			rule = "weak_" + rule
+		}
+		if deadCategory(c) && statusCategory(status) == SenderRejected || c == DomainUnknown && r.Command == "MAIL" {
+			// "550 5.1.7 No such domain": the sender's domain, not the
+			// recipient's.
+			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_status"
+		}
+		if cat == MailboxUnknown && !recipientStatus(status) && r.Command != "RCPT" && !directoryPhrase(text) && !echoesRecipient(text) {
+			if r.Command == "DATA" {
+				// A "user unknown" answered to the message's content, after
+				// the recipient had been accepted, is the recipient's filter
+				// speaking (Japanese carriers do this for domain filters),
+				// not a dead mailbox.
+				cat, rule = Policy, "text:filtered_after_data:"+p
+			} else {
+				// Neither a 5.1.x status nor the command says the mailbox
+				// was refused at RCPT TO: the same words come from filters
+				// after DATA. Recorded, not suppressed.
+				unconfirmed = true
+				rule += "+stage_unknown"
+			}
+		}
+	} else if r.Command == "CONN" || r.Command == "HELO" {
+		cat, rule = Blocked, "command:"+r.Command
+	} else if r.Command == "MAIL" {
+		cat, rule = SenderRejected, "command:MAIL"
+	} else if c := statusCategory(status); c != "" && c != Unknown {
+		cat, rule = c, "status:"+status
+	} else {
+		cat = Unknown
+		switch {
+		case status != "":
+			rule = "status:" + status
+		case r.SMTPCode != 0:
+			rule = "code:" + strconv.Itoa(r.SMTPCode)
+		default:
+			rule = "none"
+		}
+	}
+	rule += conflict
+
+	sev := severityOf(cat)
+	switch {
+	case cat == Unknown && class == 0:
+		sev = Hard // a failure that says nothing more is taken as permanent
+	case class == '4' && sev == Hard:
+		sev = Soft
+		rule += "+temporary"
+	}
+	sup := deadCategory(cat) && class != '4' && !unconfirmed
+	if cat == DomainUnknown && nullMX(text) && !sup {
+		// A null MX (RFC 7505) is the domain's own permanent statement that
+		// it takes no mail, whatever class the reporting MTA gave it.
+		sup = true
+		rule += "+null_mx"
+	}
+	if sup && autoReply {
+		sup = false
+		rule += "+original_auto_reply"
+	}
+	return decision{status, cat, sev, sup, rule}
+}
+
+// recipientStatus reports whether a status is one of the X.1.x codes about
+// the recipient's address (RFC 3463 §3.2), the sender's (X.1.7, X.1.8)
+// excepted.
+func recipientStatus(st string) bool {
+	if len(st) < 5 || st[1:4] != ".1." {
+		return false
+	}
+	return st[4:] != "7" && st[4:] != "8" && st[4:] != "0"
+}
+
+// directoryPhrase reports whether a mailbox_unknown phrase is one a
+// mailbox host writes after looking the address up in its own directory,
+// rather than an SMTP reply of unknown stage: such words need no RCPT-stage
+// evidence.
+func directoryPhrase(text string) bool {
+	for _, m := range directoryPhrases {
+		if strings.Contains(text, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// directoryPhrases are words that come from a mailbox host's own directory
+// lookup (Domino, Exchange, qmail's validrcptto, local delivery agents), not
+// from an SMTP reply whose stage is unknown.
+var directoryPhrases = []string{
+	"not listed in domino directory", "not listed in public name", "invalid final delivery userid",
+	"recipnotfound", "recipientnotfound", "no mailbox here", "no mail-box here", "validrcptto",
+	"account that you tried to reach does not exist", "address couldn't be found", "unknown recipient",
+	"recipient name is not recognized", "destinataire invalide", "recipient address rejected: access denied",
+	"mail.local:", "local delivery", "maildrop:", "lmtp", "procmail:",
+}
+
+func nullMX(text string) bool {
+	return strings.Contains(text, "null mx") || strings.Contains(text, "nullmx") || strings.Contains(text, "doesn't receive email")
+}
+
+// echoesRecipient reports whether the reply names the refused address right
+// before its reason, "550 <user@example.org>: User unknown": the answer to
+// RCPT TO, whose argument it repeats. Filters refusing after DATA answer
+// without it ("550 : User unknown").
+func echoesRecipient(text string) bool {
+	i := strings.Index(text, ">: user unknown")
+	if i < 0 {
+		return false
+	}
+	j := strings.LastIndexByte(text[:i], '<')
+	return j >= 0 && strings.IndexByte(text[j:i], '@') > 0 && !strings.Contains(text[j:i], " ")
+}
+
+// generic reports whether a status says nothing beyond its class (X.0.0).
+func generic(st string) bool {
+	return strings.HasSuffix(st, ".0.0")
+}
