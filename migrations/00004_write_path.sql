@@ -27,8 +27,18 @@
 --   (the campaign view reads every row) or on suppressions.created_at alone.
 -- * Suppression ids are reserved in blocks by the save; a cached sequence
 --   hands them out without a WAL record each.
+-- * bounces.command keeps classify.Recipient.Command (the SMTP command the
+--   failure answered); suppressions get the reason unsubscribe (an
+--   automatic List-Unsubscribe request: members become unsubscribed).
 
 -- +goose Up
+ALTER TABLE bounces ADD COLUMN command text NOT NULL DEFAULT '';
+ALTER TABLE suppressions DROP CONSTRAINT suppressions_reason_check;
+ALTER TABLE suppressions ADD CONSTRAINT suppressions_reason_check
+    CHECK (reason IN ('hard', 'soft', 'complaint', 'unsubscribe', 'manual'));
+ALTER TABLE suppressions DROP CONSTRAINT suppressions_upgraded_from_check;
+ALTER TABLE suppressions ADD CONSTRAINT suppressions_upgraded_from_check
+    CHECK (upgraded_from IN ('hard', 'soft', 'complaint', 'unsubscribe', 'manual'));
 ALTER TABLE bounces DROP CONSTRAINT bounces_source_id_fkey;
 ALTER TABLE suppressions DROP CONSTRAINT suppressions_bounce_id_fkey;
 CREATE TABLE outbox_rows (
@@ -101,6 +111,13 @@ ALTER TABLE outbox RENAME CONSTRAINT outbox_old_pkey TO outbox_pkey;
 ALTER TABLE outbox RENAME CONSTRAINT outbox_old_msg_id_key TO outbox_msg_id_key;
 CREATE INDEX outbox_pending_idx ON outbox (id) WHERE published_at IS NULL;
 ALTER TABLE suppressions ALTER COLUMN id SET CACHE 1;
+ALTER TABLE suppressions DROP CONSTRAINT suppressions_upgraded_from_check;
+ALTER TABLE suppressions ADD CONSTRAINT suppressions_upgraded_from_check
+    CHECK (upgraded_from IN ('hard', 'soft', 'complaint', 'manual'));
+ALTER TABLE suppressions DROP CONSTRAINT suppressions_reason_check;
+ALTER TABLE suppressions ADD CONSTRAINT suppressions_reason_check
+    CHECK (reason IN ('hard', 'soft', 'complaint', 'manual'));
+ALTER TABLE bounces DROP COLUMN command;
 DROP INDEX suppressions_removed_address_idx;
 CREATE INDEX suppressions_address_idx ON suppressions (address, created_at);
 CREATE INDEX suppressions_created_idx ON suppressions (created_at);

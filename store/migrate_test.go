@@ -168,4 +168,25 @@ func TestMigrationKeepsPendingEvents(t *testing.T) {
 	if err != nil || len(evs) != 2 || evs[0].MsgID != "b-2" || string(evs[0].Payload) != `{"n":2}` || evs[1].Subject != "suppression.added" {
 		t.Errorf("PendingEvents after migration = %+v, %v; want b-2 and s-1-added-hard", evs, err)
 	}
+
+	// Every Down works, and keeps the events too.
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatalf("migrate down to 0: %v", err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ('x', 'y', '{}', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 3); err != nil {
+		t.Fatalf("migrate down to 3: %v", err)
+	}
+	var n int
+	if err := sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("pending events after down to 3 = %d, %v; want 1", n, err)
+	}
 }

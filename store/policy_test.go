@@ -164,6 +164,41 @@ func TestNeverSuppress(t *testing.T) {
 	}
 }
 
+func TestComplaints(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	f.exec(`INSERT INTO list_members (list_id, address) VALUES ('news', 'abuse@example.com'), ('news', 'ns@example.com'), ('news', 'out@example.com')`)
+	notSpam := bounce("ns", 2, t0, "news", rcpt("ns@example.com", classify.Complaint))
+	notSpam.Report.FeedbackType = "not-spam"
+	optOut := bounce("oo", 3, t0, "news", rcpt("out@example.com", classify.Complaint))
+	optOut.Report.FeedbackType = "opt-out"
+	optOut.Report.Original.AutoReply = true // an unsubscribe mail is automatic; it still counts
+	if r := f.save(bounce("ab", 1, t0, "news", rcpt("abuse@example.com", classify.Complaint)), notSpam, optOut); r.Suppressions != 2 {
+		t.Errorf("SaveBatch = %+v, want 2 suppressions (abuse, opt-out)", r)
+	}
+	for addr, want := range map[string]store.Reason{"abuse@example.com": store.ReasonComplaint, "out@example.com": store.ReasonUnsubscribe} {
+		s, _ := f.db.CheckSuppression(ctx, addr, "news")
+		if s == nil || s.Reason != want || s.Scope() != store.ScopeGlobal {
+			t.Errorf("CheckSuppression(%s) = %+v, want global %s", addr, s, want)
+		}
+	}
+	if s, _ := f.db.CheckSuppression(ctx, "ns@example.com", "news"); s != nil {
+		t.Errorf("not-spam feedback suppressed: %+v", s)
+	}
+	for addr, want := range map[string]string{"abuse@example.com": "complained", "out@example.com": "unsubscribed", "ns@example.com": "subscribed"} {
+		if got := f.member("news", addr); got != want {
+			t.Errorf("member %s = %s, want %s", addr, got, want)
+		}
+	}
+	if _, err := f.db.Unsuppress(ctx, "out@example.com", "", "erin", "resubscribed on the web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.member("news", "out@example.com"); got != "subscribed" {
+		t.Errorf("member out@ after undo = %s, want subscribed", got)
+	}
+}
+
 func TestListScope(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.Policy{Scope: store.ScopeList})

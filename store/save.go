@@ -60,7 +60,7 @@ RETURNING id, sha256`
 
 // bounceCopyColumns are the columns bounceValues fills, in order.
 var bounceCopyColumns = []string{"source_id", "address", "address_raw", "domain", "original_recipient",
-	"kind", "action", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
+	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
 	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
 	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
 	"created_at"}
@@ -245,7 +245,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		for i := range pend {
 			p := &pend[i]
 			orig := &p.msg.Report.Original
-			kind, reason, listID := db.policy.judge(p.rcpt, orig.AutoReply, cleanText(orig.ListID, maxShort))
+			kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
 			if kind == candNone {
 				continue
 			}
@@ -337,7 +337,7 @@ func bounceValues(row []any, p *pendingBounce, now time.Time) {
 	}
 	copy(row, []any{p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
 		cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort),
-		cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic),
+		cleanText(r.Command, maxShort), cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic),
 		cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt), string(r.Category),
 		string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
 		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),

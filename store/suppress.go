@@ -267,7 +267,8 @@ UPDATE list_members AS m SET
     previous_status = NULL, suppression_id = NULL, updated_at = $2
 FROM suppressions AS s
 WHERE m.suppression_id = ANY($1) AND s.id = m.suppression_id
-  AND m.status = CASE s.reason WHEN 'complaint' THEN 'complained' WHEN 'manual' THEN 'unsubscribed' ELSE 'bounced' END`
+  AND m.status = CASE s.reason WHEN 'complaint' THEN 'complained' WHEN 'manual' THEN 'unsubscribed'
+      WHEN 'unsubscribe' THEN 'unsubscribed' ELSE 'bounced' END`
 
 // applyMembersSQL sets the list memberships open suppressions cover (global:
 // every list of the address; list scope: that list). Only subscribed

@@ -26,8 +26,8 @@ commands:
   export --format csv|json [--list L | --global] [--all]
 
 A suppression is global unless --list names a list. add's --reason is one
-of manual, hard, complaint, soft, or free text (then the reason is manual
-and the text is kept as its note). remove keeps the record and says who
+of manual, hard, complaint, unsubscribe, soft, or free text (then the
+reason is manual and the text is kept as its note). remove keeps the record and says who
 removed it and why, and puts back the list memberships it changed.
 Every command takes --database-url (default $DATABASE_URL, else
 ` + store.DefaultDatabaseURL + `).`
@@ -73,7 +73,7 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 		}
 	case "check":
 	case "add":
-		reason = fl.String("reason", "", "manual, hard, complaint, soft, or free text (required)")
+		reason = fl.String("reason", "", "manual, hard, complaint, unsubscribe, soft, or free text (required)")
 		by = fl.String("by", "", "who adds it (default: the current user)")
 		expires = fl.String("expires", "", "lapse after this long, e.g. 30d (default: never)")
 	case "remove":
