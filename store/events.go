@@ -151,12 +151,13 @@ func (o *outboxRows) add(subject string, p *Payload) error {
 
 func (o *outboxRows) len() int { return o.n }
 
-// insertOutboxSQL writes the events of a transaction as one outbox row, one
-// line per event (migration 00004 says why). Their msg_ids are new by
+// insertOutboxSQL writes the events of a transaction as one row of
+// outbox_batches, one line per event (migrations 00004 and 00005 say why;
+// the view outbox shows one row per event). Their msg_ids are new by
 // construction: a caller writes an event only for a change its own
 // transaction made.
 const insertOutboxSQL = `
-INSERT INTO outbox (created_at, subjects, msg_ids, payloads, published, pending)
+INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, published, pending)
 VALUES ($1, $2, $3, $4, array_fill(false, ARRAY[$5::int]), $5)`
 
 // maxOutboxRow is the most events one outbox row holds (Event.ID keeps
@@ -180,7 +181,7 @@ const pendingEventsSQL = `
 SELECT (o.id << 20) | e.i, e.subject, e.msg_id, e.payload, o.created_at
 FROM (
     SELECT id, created_at, subjects, msg_ids, payloads, published
-    FROM outbox WHERE pending > 0 ORDER BY id LIMIT $1
+    FROM outbox_batches WHERE pending > 0 ORDER BY id LIMIT $1
 ) AS o
 CROSS JOIN LATERAL unnest(string_to_array(o.subjects, E'\n'), string_to_array(o.msg_ids, E'\n'),
     string_to_array(o.payloads, E'\n'), o.published) WITH ORDINALITY AS e(subject, msg_id, payload, published, i)
@@ -226,7 +227,7 @@ WITH m AS (
     GROUP BY 1
 ), l AS (
     SELECT o.id, o.published, m.idx
-    FROM outbox o JOIN m ON o.id = m.row_id
+    FROM outbox_batches o JOIN m ON o.id = m.row_id
     WHERE o.pending > 0
     ORDER BY o.id
     FOR UPDATE OF o
@@ -235,8 +236,9 @@ WITH m AS (
     FROM l CROSS JOIN LATERAL unnest(l.published) WITH ORDINALITY AS e(p, i)
     GROUP BY l.id
 )
-UPDATE outbox AS o SET
+UPDATE outbox_batches AS o SET
     published = n.published,
+    marked_at = $2,
     pending = cardinality(array_positions(n.published, false)),
     published_at = CASE WHEN false = ANY(n.published) THEN NULL ELSE $2::timestamptz END
 FROM n
@@ -256,7 +258,7 @@ func (db *DB) MarkPublished(ctx context.Context, ids []int64) error {
 
 const outboxLagSQL = `
 SELECT coalesce(sum(pending), 0), min(created_at)
-FROM outbox
+FROM outbox_batches
 WHERE pending > 0`
 
 // OutboxLag returns how many events wait to be published and when the
@@ -273,7 +275,7 @@ func (db *DB) OutboxLag(ctx context.Context) (pending int, oldest time.Time, err
 }
 
 const pruneOutboxSQL = `
-DELETE FROM outbox
+DELETE FROM outbox_batches
 WHERE pending = 0 AND published_at < $1`
 
 // PruneOutbox deletes the outbox rows whose events were all published

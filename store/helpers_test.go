@@ -53,7 +53,7 @@ func (f *fixture) n(query string, args ...any) int {
 func (f *fixture) counts() map[string]int {
 	f.t.Helper()
 	out := map[string]int{}
-	for _, tb := range []string{"source_messages", "bounces", "suppressions", "outbox_events", "list_members"} {
+	for _, tb := range []string{"source_messages", "bounces", "suppressions", "outbox", "list_members"} {
 		out[tb] = f.n("SELECT count(*) FROM " + tb)
 	}
 	out["list_members_changed"] = f.n("SELECT count(*) FROM list_members WHERE status <> 'subscribed'")

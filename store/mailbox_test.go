@@ -150,8 +150,8 @@ func TestOutboxPartialAndConcurrentMarks(t *testing.T) {
 			t.Errorf("event ids not increasing at %d", i)
 		}
 	}
-	if n := f.n(`SELECT count(*) FROM outbox_events WHERE NOT published`); n != 80 {
-		t.Errorf("outbox_events unpublished = %d, want 80", n)
+	if n := f.n(`SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 80 {
+		t.Errorf("outbox view: unpublished = %d, want 80", n)
 	}
 	// Four publishers mark interleaved events of both rows at once: no flag
 	// may be lost, and none may deadlock.
@@ -170,6 +170,15 @@ func TestOutboxPartialAndConcurrentMarks(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := f.n(`SELECT count(*) FROM outbox WHERE published_at IS NOT NULL`); n != 72 {
+		t.Errorf("outbox view: published = %d, want 72", n)
+	}
+	if n := f.n(`SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY id) AS prev, msg_id FROM outbox) s WHERE prev IS NOT NULL AND prev >= id`); n != 0 {
+		t.Errorf("outbox view ids not increasing")
+	}
+	if got := f.n(`SELECT count(*) FROM outbox o WHERE o.id = $1 AND o.msg_id = $2`, evs[41].ID, evs[41].MsgID); got != 1 {
+		t.Errorf("outbox view: id %d is not event %s", evs[41].ID, evs[41].MsgID)
+	}
 	rest, _ := f.db.PendingEvents(ctx, 1000)
 	if len(rest) != 8 {
 		t.Fatalf("PendingEvents after marking 72 = %d, want 8", len(rest))

@@ -56,7 +56,7 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	for _, rel := range []string{"source_messages", "bounces", "suppressions", "list_members", "campaign_sends",
-		"mailbox_checkpoints", "mailbox_leases", "outbox", "outbox_events", "bounce_daily", "bounce_553_daily",
+		"mailbox_checkpoints", "mailbox_leases", "outbox", "outbox_batches", "bounce_daily", "bounce_553_daily",
 		"suppressions_daily", "suppressions_active", "campaign_bounce_rate"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, rel).Scan(&ok); err != nil || !ok {
@@ -67,6 +67,7 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	// read the views.
 	var canRead bool
 	err = conn.QueryRow(ctx, `SELECT has_table_privilege('bouncer_readonly', 'bounce_daily', 'SELECT')
+		AND has_table_privilege('bouncer_readonly', 'outbox', 'SELECT') AND has_table_privilege('bouncer_readonly', 'outbox_batches', 'SELECT')
 		AND NOT has_table_privilege('bouncer_readonly', 'suppressions', 'INSERT')
 		AND NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'bouncer_readonly')`).Scan(&canRead)
 	if err != nil || !canRead {
@@ -126,7 +127,7 @@ func TestPingNotMigrated(t *testing.T) {
 }
 
 // TestMigrationKeepsPendingEvents applies the schema up to the first
-// outbox shape, writes events in it, and checks that migration 00004
+// outbox shape, writes events in it, and checks that migrations 00004 and 00005
 // carries them over.
 func TestMigrationKeepsPendingEvents(t *testing.T) {
 	t.Parallel()

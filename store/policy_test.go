@@ -80,7 +80,7 @@ func TestSoftWindowAndExpiry(t *testing.T) {
 			t.Errorf("member %s after expiry = %s, want subscribed", l, got)
 		}
 	}
-	if got := f.n(`SELECT count(*) FROM outbox_events WHERE subject = 'suppression.removed' AND payload::json->>'recipient' = 'full@example.com' AND payload::json->'suppression'->>'removed_why' = 'expired'`); got != 1 {
+	if got := f.n(`SELECT count(*) FROM outbox WHERE subject = 'suppression.removed' AND payload->>'recipient' = 'full@example.com' AND payload->'suppression'->>'removed_why' = 'expired'`); got != 1 {
 		t.Errorf("suppression.removed events = %d, want 1", got)
 	}
 	if n, err := f.db.ExpireSuppressions(ctx); n != 0 || err != nil {
@@ -122,7 +122,7 @@ func TestSoftThenHardIsOneSuppression(t *testing.T) {
 	if s.Reason != store.ReasonHard || s.UpgradedFrom != store.ReasonSoft || !s.ExpiresAt.IsZero() || s.Category != classify.MailboxUnknown {
 		t.Errorf("suppression = %+v, want hard (upgraded from soft), never expiring", s)
 	}
-	if got := f.n(`SELECT count(*) FROM outbox_events WHERE subject = 'suppression.added'`); got != 2 {
+	if got := f.n(`SELECT count(*) FROM outbox WHERE subject = 'suppression.added'`); got != 2 {
 		t.Errorf("suppression.added events = %d, want 2 (soft, then hard)", got)
 	}
 	if got := f.member("news", "x@example.com"); got != "bounced" {
