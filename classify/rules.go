@@ -467,6 +467,7 @@ var directoryPhrases = []string{
 	"account that you tried to reach does not exist", "address couldn't be found", "unknown recipient",
 	"recipient name is not recognized", "destinataire invalide", "recipient address rejected: access denied",
 	"mail.local:", "local delivery", "maildrop:", "lmtp", "procmail:",
+	"(user not found)", // GroupWise: "user@example.org (user not found)"
 }
 
 func nullMX(text string) bool {
