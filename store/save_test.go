@@ -201,14 +201,14 @@ func TestConcurrentOverlappingSaves(t *testing.T) {
 	if got := f.n(`SELECT count(*) FROM bounces`); got != 903 {
 		t.Errorf("bounces = %d, want 903", got)
 	}
-	if got := f.n(`SELECT count(*) FROM outbox WHERE subject LIKE 'bounce.%'`); got != 903 {
+	if got := f.n(`SELECT count(*) FROM outbox_events WHERE subject LIKE 'bounce.%'`); got != 903 {
 		t.Errorf("bounce events = %d, want 903", got)
 	}
 	wantSup := f.n(`SELECT count(DISTINCT address) FROM bounces WHERE suppress`) + 1 // + racy, soft
 	if got := f.n(`SELECT count(*) FROM suppressions`); got != wantSup {
 		t.Errorf("suppressions = %d, want %d (one per hard address, plus the soft one)", got, wantSup)
 	}
-	if got := f.n(`SELECT count(*) FROM outbox WHERE subject = 'suppression.added'`); got != wantSup {
+	if got := f.n(`SELECT count(*) FROM outbox_events WHERE subject = 'suppression.added'`); got != wantSup {
 		t.Errorf("suppression.added events = %d, want %d", got, wantSup)
 	}
 	if got := f.n(`SELECT count(*) FROM suppressions WHERE address = 'racy@example.com' AND reason = 'soft'`); got != 1 {
