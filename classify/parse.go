@@ -669,7 +669,7 @@ func (m *message) isBounce() bool {
 	// A notice that returns the original, or comes from a daemon and
 	// quotes a reply code, is one whatever its wording.
 	returned := m.original != nil || m.headers != nil
-	return (marker && returned) || (daemon && hasCodeLine(m.notice))
+	return (marker && returned) || ((daemon || subject) && hasCodeLine(m.notice))
 }
 
 // hasCodeLine reports whether some line of s carries a 4xx or 5xx reply
