@@ -35,7 +35,9 @@ var commands = map[string]command{
 	"serve": {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
 
 	// The store's commands (issue 3).
-	"migrate": {"create the database if missing and apply the schema (up|status)", runMigrate},
+	"migrate":      {"create the database if missing and apply the schema (up|status)", runMigrate},
+	"suppressions": {"list, check, add, remove or export suppressions", runSuppressions},
+	"stats":        {"bounce counts and rates over a period, by day, domain, category or campaign", runStats},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2.
