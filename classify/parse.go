@@ -189,6 +189,7 @@ func (m *message) readNotice() {
 			break // the original has its own part: one text part is the notice
 		}
 	}
+	text = unquote(text)
 	if len(text) > maxNotice {
 		// Notices are short; what follows is the returned message. The cap
 		// bounds the work on hostile input.
@@ -199,6 +200,34 @@ func (m *message) readNotice() {
 		text = text[:cut]
 	}
 	m.notice, m.quoted = splitNotice(text)
+}
+
+// unquote removes one level of "> " quoting when most lines carry it: a
+// bounce forwarded by a person, read as the bounce it quotes.
+func unquote(text string) string {
+	quoted, lines := 0, 0
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		lines++
+		if strings.HasPrefix(line, ">") {
+			quoted++
+		}
+	}
+	if lines < 4 || quoted*2 < lines {
+		return text
+	}
+	var sb strings.Builder
+	sb.Grow(len(text))
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.HasPrefix(line, ">") {
+			line = strings.TrimPrefix(line[1:], " ")
+		}
+		sb.WriteString(line)
+		sb.WriteByte('\n')
+	}
+	return sb.String()
 }
 
 // maxNotice is how much of a bounce's text is read for its notice.
@@ -640,7 +669,7 @@ func (m *message) isBounce() bool {
 	// A notice that returns the original, or comes from a daemon and
 	// quotes a reply code, is one whatever its wording.
 	returned := m.original != nil || m.headers != nil
-	return (marker && returned) || (daemon && hasCodeLine(m.notice))
+	return (marker && returned) || ((daemon || subject) && hasCodeLine(m.notice))
 }
 
 // hasCodeLine reports whether some line of s carries a 4xx or 5xx reply

@@ -122,7 +122,7 @@ var phraseRules = []phraseRule{
 		"mailbox disabled", "mailbox is disabled", "account is inactive", "inactive account",
 		"account has been suspended", "account suspended", "account is suspended", "mailbox suspended",
 		"account is blocked", "compte du destinataire est bloque", "no longer on server",
-		"no longer active", "no longer available", "has moved", "discontinued", "mailbox is frozen",
+		"mailbox is no longer", "account is no longer", "address is no longer", "has moved", "discontinued", "mailbox is frozen",
 		"account is frozen", "account has been frozen", "deactivated", "account expired",
 		"account is locked", "account locked", "mailbox inactive", "inactive mailbox",
 	}},
@@ -374,10 +374,16 @@ func decide(r *Recipient, autoReply bool) decision {
 		if weak {
 			rule = "weak_" + rule
 		}
-		if deadCategory(c) && statusCategory(status) == SenderRejected || c == DomainUnknown && r.Command == "MAIL" {
-			// "550 5.1.7 No such domain": the sender's domain, not the
+		switch {
+		case deadCategory(c) && (statusCategory(status) == SenderRejected || r.Command == "MAIL"):
+			// "550 5.1.7 No such domain", or any "does not exist" answered
+			// to MAIL FROM: the sender's address or domain, not the
 			// recipient's.
-			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_status"
+			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_stage"
+		case deadCategory(c) && (r.Command == "CONN" || r.Command == "HELO"):
+			// Refused before any recipient was named ("501 Invalid domain
+			// name" to HELO): it is about the sending host.
+			cat, rule = Blocked, "text:blocked:"+p+"+before_rcpt"
 		}
 		if cat == MailboxUnknown && !recipientStatus(status) && r.Command != "RCPT" && !directoryPhrase(text) && !echoesRecipient(text) {
 			if r.Command == "DATA" {
@@ -467,6 +473,7 @@ var directoryPhrases = []string{
 	"account that you tried to reach does not exist", "address couldn't be found", "unknown recipient",
 	"recipient name is not recognized", "destinataire invalide", "recipient address rejected: access denied",
 	"mail.local:", "local delivery", "maildrop:", "lmtp", "procmail:",
+	"(user not found)", // GroupWise: "user@example.org (user not found)"
 }
 
 func nullMX(text string) bool {

@@ -602,6 +602,17 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		}
 		t := strings.TrimSpace(line)
 		if owner < 0 {
+			// Sendmail writes the detail first and the summary naming the
+			// recipient right after it ("mail.local: unknown user: x" then
+			// "554 <x@example.org>... Service unavailable").
+			for j := li + 1; j < len(lines) && j <= li+3 && errLine[j]; j++ {
+				if owners[j] >= 0 {
+					owner = owners[j]
+					break
+				}
+			}
+		}
+		if owner < 0 {
 			best := -1
 			for i, fl := range firstLine {
 				if fl >= 0 && fl <= li && (best < 0 || fl > firstLine[best]) {

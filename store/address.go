@@ -27,10 +27,23 @@ func NormalizeAddress(s string) (addr, domain string) {
 		return s, ""
 	}
 	local, domain := s[:at], strings.TrimSuffix(s[at+1:], ".")
-	if a, err := idna.Lookup.ToASCII(domain); err == nil {
-		domain = strings.ToLower(a)
+	if !isASCII(domain) {
+		// An ASCII domain comes out of IDNA lower-cased, as it already is,
+		// or with an error, which keeps it as is: skip the work.
+		if a, err := idna.Lookup.ToASCII(domain); err == nil {
+			domain = strings.ToLower(a)
+		}
 	}
 	return local + "@" + domain, domain
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanText makes s storable in a PostgreSQL text column and bounded: valid

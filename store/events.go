@@ -1,13 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Event subjects (DESIGN.md, stream BOUNCES on bounce.> and suppression.>).
@@ -23,14 +27,21 @@ const (
 // changes meaning or goes away (new fields do not change it).
 const PayloadSchema = 1
 
-// Event is one row of the outbox: a message to publish on NATS JetStream.
+// Event is one event of the outbox: a message to publish on NATS JetStream.
 type Event struct {
+	// ID names the event for MarkPublished. It encodes the outbox row and
+	// the event's place in it (row<<20 | index); only order and equality
+	// mean anything.
 	ID        int64
 	Subject   string
 	MsgID     string // the Nats-Msg-Id: stable, derived from the natural key
 	Payload   []byte // JSON, see Payload
 	CreatedAt time.Time
 }
+
+// eventIndexBits is how many low bits of Event.ID number the event in its
+// outbox row; an outbox row holds fewer than 1<<eventIndexBits events.
+const eventIndexBits = 20
 
 // Payload is the JSON body of every event.
 //
@@ -109,37 +120,73 @@ func suppressionRemovedMsgID(id int64) string {
 	return "s-" + strconv.FormatInt(id, 10) + "-removed"
 }
 
-// outboxRows accumulates events for one multi-row insert.
+// outboxRows accumulates the events of one transaction, one line each.
 type outboxRows struct {
-	subjects, msgIDs, payloads []string
+	n                int
+	subjects, msgIDs strings.Builder
+	payloads         bytes.Buffer
+	enc              *json.Encoder
 }
 
 func (o *outboxRows) add(subject string, p *Payload) error {
+	if o.enc == nil {
+		o.enc = json.NewEncoder(&o.payloads)
+		o.enc.SetEscapeHTML(false)
+	}
 	p.Schema = PayloadSchema
-	b, err := json.Marshal(p)
-	if err != nil {
+	// Encode writes the value and a newline: one line per event (JSON text
+	// never holds a raw newline).
+	if err := o.enc.Encode(p); err != nil {
 		return fmt.Errorf("encode event %s: %w", p.EventID, err)
 	}
-	o.subjects = append(o.subjects, subject)
-	o.msgIDs = append(o.msgIDs, p.EventID)
-	o.payloads = append(o.payloads, string(b))
+	if o.n > 0 {
+		o.subjects.WriteByte('\n')
+		o.msgIDs.WriteByte('\n')
+	}
+	o.subjects.WriteString(subject)
+	o.msgIDs.WriteString(p.EventID)
+	o.n++
 	return nil
 }
 
-func (o *outboxRows) len() int { return len(o.msgIDs) }
+func (o *outboxRows) len() int { return o.n }
 
-// insertOutboxSQL writes events, skipping any whose msg_id exists.
+// insertOutboxSQL writes the events of a transaction as one row of
+// outbox_batches, one line per event (migrations 00004 and 00005 say why;
+// the view outbox shows one row per event). Their msg_ids are new by
+// construction: a caller writes an event only for a change its own
+// transaction made.
 const insertOutboxSQL = `
-INSERT INTO outbox (subject, msg_id, payload, created_at)
-SELECT s, m, p::json, $4
-FROM unnest($1::text[], $2::text[], $3::text[]) AS e(s, m, p)
-ON CONFLICT (msg_id) DO NOTHING`
+INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, published, pending)
+VALUES ($1, $2, $3, $4, array_fill(false, ARRAY[$5::int]), $5)`
 
+// maxOutboxRow is the most events one outbox row holds (Event.ID keeps
+// eventIndexBits for the index).
+const maxOutboxRow = 1<<eventIndexBits - 1
+
+// queueOutbox queues the insert of o's events into b and returns how many
+// events that is.
+func queueOutbox(b *pgx.Batch, o *outboxRows, now time.Time) int {
+	if o.n == 0 {
+		return 0
+	}
+	payloads := bytes.TrimSuffix(o.payloads.Bytes(), []byte("\n"))
+	b.Queue(insertOutboxSQL, now, o.subjects.String(), o.msgIDs.String(), payloads, o.n)
+	return o.n
+}
+
+// pendingEventsSQL reads the first $1 unpublished events. Every row with
+// pending > 0 has at least one, so $1 rows are enough.
 const pendingEventsSQL = `
-SELECT id, subject, msg_id, payload::text, created_at
-FROM outbox
-WHERE published_at IS NULL
-ORDER BY id
+SELECT (o.id << 20) | e.i, e.subject, e.msg_id, e.payload, o.created_at
+FROM (
+    SELECT id, created_at, subjects, msg_ids, payloads, published
+    FROM outbox_batches WHERE pending > 0 ORDER BY id LIMIT $1
+) AS o
+CROSS JOIN LATERAL unnest(string_to_array(o.subjects, E'\n'), string_to_array(o.msg_ids, E'\n'),
+    string_to_array(o.payloads, E'\n'), o.published) WITH ORDINALITY AS e(subject, msg_id, payload, published, i)
+WHERE NOT e.published
+ORDER BY o.id, e.i
 LIMIT $1`
 
 // PendingEvents returns up to limit events not yet marked published, oldest
@@ -170,9 +217,32 @@ func (db *DB) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
 	return out, nil
 }
 
+// markPublishedSQL sets the published flags of events, locking their rows
+// in id order first so that concurrent markers neither lose each other's
+// flags nor deadlock.
 const markPublishedSQL = `
-UPDATE outbox SET published_at = $2
-WHERE id = ANY($1) AND published_at IS NULL`
+WITH m AS (
+    SELECT x >> 20 AS row_id, array_agg((x & 1048575)::int) AS idx
+    FROM unnest($1::bigint[]) AS x
+    GROUP BY 1
+), l AS (
+    SELECT o.id, o.published, m.idx
+    FROM outbox_batches o JOIN m ON o.id = m.row_id
+    WHERE o.pending > 0
+    ORDER BY o.id
+    FOR UPDATE OF o
+), n AS (
+    SELECT l.id, array_agg(e.p OR e.i = ANY(l.idx) ORDER BY e.i) AS published
+    FROM l CROSS JOIN LATERAL unnest(l.published) WITH ORDINALITY AS e(p, i)
+    GROUP BY l.id
+)
+UPDATE outbox_batches AS o SET
+    published = n.published,
+    marked_at = $2,
+    pending = cardinality(array_positions(n.published, false)),
+    published_at = CASE WHEN false = ANY(n.published) THEN NULL ELSE $2::timestamptz END
+FROM n
+WHERE o.id = n.id`
 
 // MarkPublished records that the events with these ids were acknowledged by
 // JetStream. Marking one twice is harmless.
@@ -187,9 +257,9 @@ func (db *DB) MarkPublished(ctx context.Context, ids []int64) error {
 }
 
 const outboxLagSQL = `
-SELECT count(*), min(created_at)
-FROM outbox
-WHERE published_at IS NULL`
+SELECT coalesce(sum(pending), 0), min(created_at)
+FROM outbox_batches
+WHERE pending > 0`
 
 // OutboxLag returns how many events wait to be published and when the
 // oldest of them was written (zero when none wait).
@@ -205,11 +275,12 @@ func (db *DB) OutboxLag(ctx context.Context) (pending int, oldest time.Time, err
 }
 
 const pruneOutboxSQL = `
-DELETE FROM outbox
-WHERE published_at IS NOT NULL AND published_at < $1`
+DELETE FROM outbox_batches
+WHERE pending = 0 AND published_at < $1`
 
-// PruneOutbox deletes events published before the given time and returns
-// how many. The rows they describe stay; only the delivery log goes.
+// PruneOutbox deletes the outbox rows whose events were all published
+// before the given time, and returns how many rows. The rows the events
+// describe stay; only the delivery log goes.
 func (db *DB) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := db.pool.Exec(ctx, pruneOutboxSQL, before)
 	if err != nil {

@@ -95,8 +95,8 @@ func rcpt(addr string, cat classify.Category) classify.Recipient {
 	case classify.MailboxFull, classify.Expired:
 		r.Severity, r.Status, r.SMTPCode = classify.Soft, "4.2.2", 452
 		r.Diagnostic = "452 4.2.2 mailbox full"
-	case classify.Complaint:
-		r.Severity, r.Suppress, r.Action = classify.None, true, ""
+	case classify.Complaint: // as the classifier reports one: Suppress false, the category decides
+		r.Severity, r.Action = classify.None, "failed"
 	case classify.Delayed:
 		r.Severity, r.Action = classify.None, "delayed"
 	default: // sender side
@@ -109,10 +109,10 @@ func rcpt(addr string, cat classify.Category) classify.Recipient {
 // bounce builds a message in mailbox "mb" with the given uid whose content
 // (and so hash) is derived from key.
 func bounce(key string, uid uint32, at time.Time, list string, rcpts ...classify.Recipient) store.Message {
-	kind := classify.KindDSN
+	kind, feedback := classify.KindDSN, ""
 	for _, r := range rcpts {
 		if r.Category == classify.Complaint {
-			kind = classify.KindComplaint
+			kind, feedback = classify.KindComplaint, "abuse"
 		}
 	}
 	return store.Message{
@@ -121,7 +121,7 @@ func bounce(key string, uid uint32, at time.Time, list string, rcpts ...classify
 		MessageID: fmt.Sprintf("<%s@mta.test>", key), InternalDate: at,
 		Report: &classify.Report{
 			Kind: kind, MessageID: fmt.Sprintf("<%s@mta.test>", key), From: "MAILER-DAEMON@mta.test",
-			Subject: "Undelivered Mail", ReportingMTA: "dns; mta.test",
+			Subject: "Undelivered Mail", ReportingMTA: "dns; mta.test", FeedbackType: feedback,
 			Original: classify.Original{
 				Source: "message/rfc822", MessageID: "<orig-" + key + "@news.test>",
 				ListID: list, CampaignID: "camp-1", Campaign: map[string]string{"X-Campaign-Id": "camp-1"},

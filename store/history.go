@@ -19,6 +19,7 @@ type BounceRow struct {
 	OriginalRecipient string
 	Kind              classify.Kind
 	Action            string
+	Command           string // the SMTP command the failure answered, if known
 	Status            string
 	SMTPCode          int
 	Diagnostic        string
@@ -43,7 +44,7 @@ type BounceRow struct {
 }
 
 const addressBouncesSQL = `
-SELECT b.id, b.address, b.address_raw, b.domain, b.original_recipient, b.kind, b.action, b.status,
+SELECT b.id, b.address, b.address_raw, b.domain, b.original_recipient, b.kind, b.action, b.command, b.status,
     b.smtp_code, b.diagnostic, b.remote_mta, b.last_attempt, b.category, b.severity, b.suppress,
     b.rule, b.original_source, b.original_message_id, b.list_id, b.campaign_id,
     b.original_auto_reply, b.occurred_at, m.mailbox, m.uid_validity, m.uid, m.message_id
@@ -53,10 +54,15 @@ WHERE b.address = $1
 ORDER BY b.occurred_at DESC, b.id DESC
 LIMIT $2`
 
+// addressSuppressionsSQL reads open and removed records apart, each from
+// its partial index.
 const addressSuppressionsSQL = `
 SELECT ` + suppressionCols + `
-FROM suppressions AS s
-WHERE s.address = $1
+FROM (
+    SELECT * FROM suppressions WHERE address = $1 AND removed_at IS NULL
+    UNION ALL
+    SELECT * FROM suppressions WHERE address = $1 AND removed_at IS NOT NULL
+) AS s
 ORDER BY s.created_at DESC, s.id DESC`
 
 // AddressHistory returns what is known of an address, newest first: its
@@ -76,7 +82,7 @@ func (db *DB) AddressHistory(ctx context.Context, address string, limit int) ([]
 			var last *time.Time
 			var v, u int64
 			if err := rows.Scan(&r.ID, &r.Address, &r.AddressRaw, &r.Domain, &r.OriginalRecipient,
-				&r.Kind, &r.Action, &r.Status, &r.SMTPCode, &r.Diagnostic, &r.RemoteMTA, &last,
+				&r.Kind, &r.Action, &r.Command, &r.Status, &r.SMTPCode, &r.Diagnostic, &r.RemoteMTA, &last,
 				&r.Category, &r.Severity, &r.Suppress, &r.Rule, &r.OriginalSource,
 				&r.OriginalMessageID, &r.ListID, &r.CampaignID, &r.OriginalAutoReply, &r.OccurredAt,
 				&r.Mailbox, &v, &u, &r.MessageID); err != nil {

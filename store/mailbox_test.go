@@ -1,6 +1,9 @@
 package store_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,5 +123,92 @@ func TestOutbox(t *testing.T) {
 	other, _ := g.db.PendingEvents(ctx, 1)
 	if other[0].MsgID != evs[0].MsgID {
 		t.Errorf("MsgID of the same bounce in another database = %s, want %s", other[0].MsgID, evs[0].MsgID)
+	}
+}
+
+func TestOutboxPartialAndConcurrentMarks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	var msgs []store.Message
+	for i := range 40 {
+		msgs = append(msgs, bounce(fmt.Sprintf("p%d", i), uint32(i+1), t0, "", rcpt(fmt.Sprintf("u%d@example.com", i), classify.MailboxUnknown)))
+	}
+	f.save(msgs[:20]...)
+	f.save(msgs[20:]...)
+	evs, err := f.db.PendingEvents(ctx, 1000)
+	if err != nil || len(evs) != 80 {
+		t.Fatalf("PendingEvents = %d events, %v; want 80", len(evs), err)
+	}
+	seen := map[string]bool{}
+	for i, e := range evs {
+		if seen[e.MsgID] {
+			t.Errorf("MsgID %s twice", e.MsgID)
+		}
+		seen[e.MsgID] = true
+		if i > 0 && e.ID <= evs[i-1].ID {
+			t.Errorf("event ids not increasing at %d", i)
+		}
+	}
+	if n := f.n(`SELECT count(*) FROM outbox WHERE published_at IS NULL`); n != 80 {
+		t.Errorf("outbox view: unpublished = %d, want 80", n)
+	}
+	// Four publishers mark interleaved events of both rows at once: no flag
+	// may be lost, and none may deadlock.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			var ids []int64
+			for i := w; i < len(evs); i += 4 {
+				if i%10 != 0 { // leave every tenth unpublished
+					ids = append(ids, evs[i].ID)
+				}
+			}
+			if err := f.db.MarkPublished(context.Background(), ids); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.n(`SELECT count(*) FROM outbox WHERE published_at IS NOT NULL`); n != 72 {
+		t.Errorf("outbox view: published = %d, want 72", n)
+	}
+	if n := f.n(`SELECT count(*) FROM (SELECT id, lag(id) OVER (ORDER BY id) AS prev, msg_id FROM outbox) s WHERE prev IS NOT NULL AND prev >= id`); n != 0 {
+		t.Errorf("outbox view ids not increasing")
+	}
+	if got := f.n(`SELECT count(*) FROM outbox o WHERE o.id = $1 AND o.msg_id = $2`, evs[41].ID, evs[41].MsgID); got != 1 {
+		t.Errorf("outbox view: id %d is not event %s", evs[41].ID, evs[41].MsgID)
+	}
+	rest, _ := f.db.PendingEvents(ctx, 1000)
+	if len(rest) != 8 {
+		t.Fatalf("PendingEvents after marking 72 = %d, want 8", len(rest))
+	}
+	for i := 0; i < 80; i += 10 {
+		found := false
+		for _, e := range rest {
+			found = found || e.MsgID == evs[i].MsgID
+		}
+		if !found {
+			t.Errorf("event %d (left unpublished) is not pending", i)
+		}
+	}
+	if n, _, _ := f.db.OutboxLag(ctx); n != 8 {
+		t.Errorf("OutboxLag = %d, want 8", n)
+	}
+	if n, err := f.db.PruneOutbox(ctx, t0.Add(time.Hour)); n != 0 || err != nil {
+		t.Errorf("PruneOutbox with events pending = %d, %v; want 0", n, err)
+	}
+	var ids []int64
+	for _, e := range rest {
+		ids = append(ids, e.ID)
+	}
+	if err := f.db.MarkPublished(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	if n, oldest, _ := f.db.OutboxLag(ctx); n != 0 || !oldest.IsZero() {
+		t.Errorf("OutboxLag after all = %d, %v", n, oldest)
+	}
+	if n, err := f.db.PruneOutbox(ctx, t0.Add(time.Hour)); n != 2 || err != nil {
+		t.Errorf("PruneOutbox = %d, %v; want 2 rows", n, err)
 	}
 }

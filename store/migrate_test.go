@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 
 	"github.com/bouncer-mail/bouncer/migrations"
 	"github.com/bouncer-mail/bouncer/store"
@@ -54,7 +56,7 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	for _, rel := range []string{"source_messages", "bounces", "suppressions", "list_members", "campaign_sends",
-		"mailbox_checkpoints", "mailbox_leases", "outbox", "bounce_daily", "bounce_553_daily",
+		"mailbox_checkpoints", "mailbox_leases", "outbox", "outbox_batches", "bounce_daily", "bounce_553_daily",
 		"suppressions_daily", "suppressions_active", "campaign_bounce_rate"} {
 		var ok bool
 		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, rel).Scan(&ok); err != nil || !ok {
@@ -65,6 +67,7 @@ func TestMigrateCreatesDatabaseAndIsIdempotent(t *testing.T) {
 	// read the views.
 	var canRead bool
 	err = conn.QueryRow(ctx, `SELECT has_table_privilege('bouncer_readonly', 'bounce_daily', 'SELECT')
+		AND has_table_privilege('bouncer_readonly', 'outbox', 'SELECT') AND has_table_privilege('bouncer_readonly', 'outbox_batches', 'SELECT')
 		AND NOT has_table_privilege('bouncer_readonly', 'suppressions', 'INSERT')
 		AND NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = 'bouncer_readonly')`).Scan(&canRead)
 	if err != nil || !canRead {
@@ -120,5 +123,71 @@ func TestPingNotMigrated(t *testing.T) {
 	}
 	if _, err := db.PendingEvents(t.Context(), 10); err == nil {
 		t.Errorf("PendingEvents(unmigrated) = nil error")
+	}
+}
+
+// TestMigrationKeepsPendingEvents applies the schema up to the first
+// outbox shape, writes events in it, and checks that migrations 00004 and 00005
+// carries them over.
+func TestMigrationKeepsPendingEvents(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := storetest.NewDatabase(t)
+	admin, err := pgx.Connect(ctx, storetest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	cfg, _ := pgx.ParseConfig(url)
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{cfg.Database}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO outbox (subject, msg_id, payload, created_at, published_at) VALUES
+		('bounce.hard.mailbox_unknown', 'b-1', '{"n":1}', now() - interval '2 minutes', now()),
+		('bounce.hard.mailbox_unknown', 'b-2', '{"n":2}', now() - interval '1 minute', NULL),
+		('suppression.added', 's-1-added-hard', '{"n":3}', now(), NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs, err := db.PendingEvents(ctx, 10)
+	if err != nil || len(evs) != 2 || evs[0].MsgID != "b-2" || string(evs[0].Payload) != `{"n":2}` || evs[1].Subject != "suppression.added" {
+		t.Errorf("PendingEvents after migration = %+v, %v; want b-2 and s-1-added-hard", evs, err)
+	}
+
+	// Every Down works, and keeps the events too.
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatalf("migrate down to 0: %v", err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlDB.ExecContext(ctx, `INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES ('x', 'y', '{}', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 3); err != nil {
+		t.Fatalf("migrate down to 3: %v", err)
+	}
+	var n int
+	if err := sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("pending events after down to 3 = %d, %v; want 1", n, err)
 	}
 }

@@ -26,10 +26,11 @@ type Reason string
 // replaces a weaker one on the open suppression of the same address and
 // scope (soft, then hard: one suppression, reason hard).
 const (
-	ReasonSoft      Reason = "soft"      // N soft bounces on distinct days within a window; expires
-	ReasonHard      Reason = "hard"      // a dead address: the classifier said Suppress
-	ReasonManual    Reason = "manual"    // added by a person (bouncer suppressions add)
-	ReasonComplaint Reason = "complaint" // the recipient reported the mail as spam (ARF)
+	ReasonSoft        Reason = "soft"        // N soft bounces on distinct days within a window; expires
+	ReasonHard        Reason = "hard"        // a dead address: the classifier said Suppress
+	ReasonManual      Reason = "manual"      // added by a person (bouncer suppressions add)
+	ReasonUnsubscribe Reason = "unsubscribe" // an automatic unsubscribe request (List-Unsubscribe mailto)
+	ReasonComplaint   Reason = "complaint"   // the recipient reported the mail as spam (ARF, JMRP)
 )
 
 func (r Reason) rank() int {
@@ -38,7 +39,7 @@ func (r Reason) rank() int {
 		return 1
 	case ReasonHard, ReasonManual:
 		return 2
-	case ReasonComplaint:
+	case ReasonComplaint, ReasonUnsubscribe:
 		return 3
 	}
 	return 0
@@ -49,7 +50,7 @@ func (r Reason) memberStatus() string {
 	switch r {
 	case ReasonComplaint:
 		return "complained"
-	case ReasonManual:
+	case ReasonManual, ReasonUnsubscribe:
 		return "unsubscribed"
 	}
 	return "bounced"
@@ -58,10 +59,10 @@ func (r Reason) memberStatus() string {
 // ParseReason returns the Reason named s (hard, soft, complaint, manual).
 func ParseReason(s string) (Reason, error) {
 	switch r := Reason(strings.ToLower(strings.TrimSpace(s))); r {
-	case ReasonSoft, ReasonHard, ReasonManual, ReasonComplaint:
+	case ReasonSoft, ReasonHard, ReasonManual, ReasonComplaint, ReasonUnsubscribe:
 		return r, nil
 	}
-	return "", fmt.Errorf("%w: unknown suppression reason %q (want hard, soft, complaint or manual)", ErrInvalid, s)
+	return "", fmt.Errorf("%w: unknown suppression reason %q (want hard, soft, complaint, unsubscribe or manual)", ErrInvalid, s)
 }
 
 // Policy decides which failed recipients become suppressions. Zero fields
@@ -69,11 +70,16 @@ func ParseReason(s string) (Reason, error) {
 //
 //   - A recipient the classifier marks Suppress (the dead-address
 //     categories mailbox_unknown, domain_unknown, address_invalid,
-//     mailbox_disabled) is suppressed at once, reason hard; a complaint
-//     marked Suppress is suppressed at once, reason complaint, and its list
-//     memberships become "complained". The classifier's flag is the
-//     authority: a hard bounce with Suppress false (a bounce of one of our
-//     auto-replies, say) never suppresses.
+//     mailbox_disabled) is suppressed at once, reason hard. The classifier's
+//     flag is the authority: a hard bounce with Suppress false (a bounce of
+//     one of our auto-replies, say) never suppresses.
+//   - A complaint (category complaint: an ARF report, RFC 5965, or a
+//     Microsoft JMRP one) is suppressed at once, reason complaint, in
+//     ComplaintScope, and its list memberships become "complained"; the
+//     classifier leaves Suppress false for complaints, the category
+//     decides. An ARF report of feedback type not-spam is no complaint. An
+//     automatic unsubscribe request (feedback type opt-out) is suppressed
+//     with reason unsubscribe, memberships "unsubscribed".
 //   - A soft category (SoftCategories) suppresses, reason soft, only when the
 //     address has soft bounces on SoftThreshold distinct UTC days within
 //     SoftWindow (counted in whole days: 15 days means any 15 consecutive
@@ -229,22 +235,30 @@ const (
 	candSoft                    // count soft bounces first
 )
 
-// judge applies the policy to one failed recipient: what to do, with what
-// reason, in which list ("" = global).
-func (p *Policy) judge(r *classify.Recipient, autoReply bool, listID string) (candidateKind, Reason, string) {
-	if autoReply || neverSuppress(r.Category) {
+// judge applies the policy to one failed recipient of a report: what to
+// do, with what reason, in which list ("" = global).
+func (p *Policy) judge(r *classify.Recipient, rep *classify.Report) (candidateKind, Reason, string) {
+	listID := cleanText(rep.Original.ListID, maxShort)
+	if r.Category == classify.Complaint {
+		if p.ComplaintScope != ScopeList {
+			listID = ""
+		}
+		switch strings.ToLower(rep.FeedbackType) {
+		case "not-spam":
+			return candNone, "", ""
+		case "opt-out":
+			return candImmediate, ReasonUnsubscribe, listID
+		}
+		return candImmediate, ReasonComplaint, listID
+	}
+	if rep.Original.AutoReply || neverSuppress(r.Category) {
 		return candNone, "", ""
 	}
-	scope := p.Scope
-	reason := ReasonHard
-	if r.Category == classify.Complaint {
-		scope, reason = p.ComplaintScope, ReasonComplaint
-	}
-	if scope != ScopeList {
+	if p.Scope != ScopeList {
 		listID = ""
 	}
 	if r.Suppress {
-		return candImmediate, reason, listID
+		return candImmediate, ReasonHard, listID
 	}
 	if p.SoftThreshold > 0 && p.isSoft(r.Category) {
 		return candSoft, ReasonSoft, listID

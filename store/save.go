@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bouncer-mail/bouncer/classify"
 )
@@ -59,26 +58,16 @@ FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6:
 ON CONFLICT DO NOTHING
 RETURNING id, sha256`
 
-const insertBouncesSQL = `
-INSERT INTO bounces (source_id, address, address_raw, domain, original_recipient, kind, action, status,
-    smtp_code, diagnostic, remote_mta, last_attempt, category, severity, suppress, rule,
-    original_source, original_message_id, list_id, campaign_id, campaign, original_from, original_to,
-    original_subject, original_auto_reply, occurred_at, created_at)
-SELECT u.source_id, u.address, u.address_raw, u.domain, u.original_recipient, u.kind, u.action,
-    u.status, u.smtp_code, u.diagnostic, u.remote_mta, u.last_attempt, u.category, u.severity,
-    u.suppress, u.rule, u.original_source, u.original_message_id, u.list_id, u.campaign_id,
-    u.campaign::jsonb, u.original_from, u.original_to, u.original_subject, u.original_auto_reply,
-    u.occurred_at, $27::timestamptz
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::int[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::text[],
-    $15::bool[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
-    $22::text[], $23::text[], $24::text[], $25::bool[], $26::timestamptz[])
-    AS u(source_id, address, address_raw, domain, original_recipient, kind, action, status,
-    smtp_code, diagnostic, remote_mta, last_attempt, category, severity, suppress, rule,
-    original_source, original_message_id, list_id, campaign_id, campaign, original_from, original_to,
-    original_subject, original_auto_reply, occurred_at)
-ON CONFLICT (source_id, address) DO NOTHING
-RETURNING id, source_id, address`
+// bounceCopyColumns are the columns bounceValues fills, in order.
+var bounceCopyColumns = []string{"source_id", "address", "address_raw", "domain", "original_recipient",
+	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
+	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
+	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
+	"created_at"}
+
+// bounceIDsSQL reads back the ids COPY gave the bounce rows.
+const bounceIDsSQL = `
+SELECT id, source_id, address FROM bounces WHERE source_id = ANY($1)`
 
 // SaveBatch stores a batch of processed messages in one transaction: the
 // messages, one bounce row per failed recipient, the suppressions the
@@ -109,6 +98,7 @@ type pendingBounce struct {
 	domain   string
 	at       time.Time
 	sourceID int64
+	bounceID int64 // set when inserted
 }
 
 func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Checkpoint) (SaveResult, error) {
@@ -176,7 +166,8 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		res.Messages = len(bySum)
 		res.Duplicates += len(batch) - len(bySum)
 
-		// Round trip 2: bounce rows and their events.
+		// Bounce rows go in by COPY; their events join those of the policy
+		// in the transaction's one outbox row.
 		var pend []pendingBounce
 		for _, m := range batch {
 			id, ok := bySum[m.SHA256]
@@ -204,54 +195,66 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		if len(pend) == 0 && len(sweep) == 0 {
 			return nil
 		}
+		// Each bounce row makes at most two events; expiry adds a few.
+		if 2*len(pend)+len(sweep) >= maxOutboxRow {
+			return fmt.Errorf("%w: %d failed recipients in one batch, split it", ErrInvalid, len(pend))
+		}
 		type rowKey struct {
 			source  int64
 			address string
 		}
-		bounceIDs := map[rowKey]int64{}
+		pendIdx := make(map[rowKey]int, len(pend))
 		var ev outboxRows
 		for i := range pend {
+			pendIdx[rowKey{pend[i].sourceID, pend[i].address}] = i
 			if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
 				return err
 			}
 		}
+		b = &pgx.Batch{}
 		if len(pend) > 0 {
-			b = &pgx.Batch{}
-			b.Queue(insertBouncesSQL, bounceColumns(pend, now)...).Query(func(rows pgx.Rows) error {
+			row := make([]any, len(bounceCopyColumns))
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{"bounces"}, bounceCopyColumns, pgx.CopyFromSlice(len(pend), func(i int) ([]any, error) {
+				bounceValues(row, &pend[i], now) // CopyFrom encodes a row before asking for the next
+				return row, nil
+			}))
+			if err != nil {
+				return fmt.Errorf("insert %d bounces: %w", len(pend), err)
+			}
+			res.Bounces = int(n)
+			sources := make([]int64, 0, len(bySum))
+			for _, id := range bySum {
+				sources = append(sources, id)
+			}
+			b.Queue(bounceIDsSQL, sources).Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var id, src int64
 					var addr string
 					if err := rows.Scan(&id, &src, &addr); err != nil {
 						return err
 					}
-					bounceIDs[rowKey{src, addr}] = id
+					if i, ok := pendIdx[rowKey{src, addr}]; ok {
+						pend[i].bounceID = id
+					}
 				}
 				return rows.Err()
 			})
-			b.Queue(insertOutboxSQL, ev.subjects, ev.msgIDs, ev.payloads, now).Exec(func(ct pgconn.CommandTag) error {
-				res.Events += int(ct.RowsAffected())
-				return nil
-			})
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return fmt.Errorf("insert %d bounces: %w", len(pend), err)
-			}
-			res.Bounces = len(bounceIDs)
 		}
 
-		// Round trips 3-5: the policy.
+		// The policy, in the same round trip and one more.
 		var cands []candidate
 		for i := range pend {
 			p := &pend[i]
 			orig := &p.msg.Report.Original
-			kind, reason, listID := db.policy.judge(p.rcpt, orig.AutoReply, cleanText(orig.ListID, maxShort))
-			if kind == candNone {
+			kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
+			if kind == candNone || p.domain == "" { // no address to suppress: the row is the record
 				continue
 			}
 			c := candidate{
 				address: p.address, addressRaw: cleanText(p.rcpt.Address, maxShort), domain: p.domain,
 				listID: listID, reason: reason, category: p.rcpt.Category,
-				bounceID: bounceIDs[rowKey{p.sourceID, p.address}],
-				soft:     kind == candSoft, at: p.at,
+				bounceIDp: &p.bounceID,
+				soft:      kind == candSoft, at: p.at,
 				ev: evidence{
 					Status: cleanText(p.rcpt.Status, maxShort), SMTPCode: p.rcpt.SMTPCode,
 					Severity: string(p.rcpt.Severity), Suppress: p.rcpt.Suppress,
@@ -266,12 +269,11 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			}
 			cands = append(cands, c)
 		}
-		out, err := db.applySuppressions(ctx, tx, now, cands, nil, sweep)
+		out, err := db.applySuppressions(ctx, tx, now, b, &ev, cands, nil, sweep)
 		if err != nil {
-			return err
+			return fmt.Errorf("insert %d bounces: %w", len(pend), err)
 		}
-		res.Suppressions, res.Removed = out.added, out.removed
-		res.Events += out.events
+		res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
 		return nil
 	})
 	if err != nil {
@@ -319,42 +321,29 @@ func messageColumns(batch []*Message, now time.Time) []any {
 	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
 }
 
-// bounceColumns returns the arrays of insertBouncesSQL.
-func bounceColumns(pend []pendingBounce, now time.Time) []any {
-	n := len(pend)
-	src := make([]int64, n)
-	str := func() []string { return make([]string, n) }
-	addr, raw, domain, origRcpt, kind, action, status, diag, rmta, cat, sev, rule := str(), str(), str(), str(), str(), str(), str(), str(), str(), str(), str(), str()
-	osrc, omid, list, camp, ofrom, oto, osubj := str(), str(), str(), str(), str(), str(), str()
-	campaign := make([]*string, n)
-	code := make([]int32, n)
-	lastAttempt, occurred := make([]*time.Time, n), make([]time.Time, n)
-	suppress, autoReply := make([]bool, n), make([]bool, n)
-	for i := range pend {
-		p := &pend[i]
-		r, rep := p.rcpt, p.msg.Report
-		o := &rep.Original
-		src[i], addr[i], raw[i], domain[i] = p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain
-		origRcpt[i], kind[i], action[i] = cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort)
-		status[i], code[i], diag[i] = cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic)
-		rmta[i], lastAttempt[i] = cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt)
-		cat[i], sev[i], suppress[i], rule[i] = string(r.Category), string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort)
-		osrc[i], omid[i], list[i], camp[i] = cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort), cleanText(o.CampaignID, maxShort)
-		ofrom[i], oto[i], osubj[i], autoReply[i] = cleanText(o.From, maxShort), cleanText(o.To, maxShort), cleanText(o.Subject, maxShort), o.AutoReply
-		if len(o.Campaign) > 0 {
-			c := make(map[string]string, len(o.Campaign))
-			for k, v := range o.Campaign {
-				c[cleanText(k, maxShort)] = cleanText(v, maxShort)
-			}
-			if j, err := json.Marshal(c); err == nil {
-				s := string(j)
-				campaign[i] = &s
-			}
+// bounceValues fills row with the values of bounceCopyColumns for p.
+func bounceValues(row []any, p *pendingBounce, now time.Time) {
+	r, rep := p.rcpt, p.msg.Report
+	o := &rep.Original
+	var campaign *string
+	if len(o.Campaign) > 0 {
+		c := make(map[string]string, len(o.Campaign))
+		for k, v := range o.Campaign {
+			c[cleanText(k, maxShort)] = cleanText(v, maxShort)
 		}
-		occurred[i] = p.at
+		if j, err := json.Marshal(c); err == nil {
+			s := string(j)
+			campaign = &s
+		}
 	}
-	return []any{src, addr, raw, domain, origRcpt, kind, action, status, code, diag, rmta, lastAttempt,
-		cat, sev, suppress, rule, osrc, omid, list, camp, campaign, ofrom, oto, osubj, autoReply, occurred, now}
+	copy(row, []any{p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
+		cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort),
+		cleanText(r.Command, maxShort), cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic),
+		cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt), string(r.Category),
+		string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
+		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),
+		cleanText(o.CampaignID, maxShort), campaign, cleanText(o.From, maxShort), cleanText(o.To, maxShort),
+		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now})
 }
 
 // bounceSubject is bounce.<severity>.<category>.

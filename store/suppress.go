@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bouncer-mail/bouncer/classify"
 )
@@ -135,6 +134,7 @@ type candidate struct {
 	reason                      Reason
 	category                    classify.Category
 	bounceID                    int64
+	bounceIDp                   *int64    // when set, bounceID is read from here after the first round trip
 	soft                        bool      // only if the soft threshold is met at `at`
 	at                          time.Time // when the bounce arrived
 	expires                     time.Time // zero: never
@@ -245,14 +245,11 @@ func softThresholdMet(days []time.Time, at time.Time, window, n int) bool {
 	return false
 }
 
-const insertSuppressionsSQL = `
-INSERT INTO suppressions AS s (address, address_raw, domain, list_id, reason, category, bounce_id,
-    note, created_at, created_by, expires_at)
-SELECT a, r, d, l, re, c, nullif(bi, 0), n, $12, by, e
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-    $8::text[], $9::text[], $10::timestamptz[], $11::int[]) AS u(a, r, d, l, re, c, bi, n, by, e, ord)
-ORDER BY ord
-RETURNING ` + suppressionCols
+// suppressionCopyColumns are the columns of a new suppression. COPY writes
+// the ids given (reserved with allocSuppressionIDsSQL, so that the events,
+// built in Go, can name them) even into an identity column.
+var suppressionCopyColumns = []string{"id", "address", "address_raw", "domain", "list_id", "reason",
+	"category", "bounce_id", "note", "created_by", "expires_at", "created_at"}
 
 const upgradeSuppressionsSQL = `
 UPDATE suppressions AS s SET
@@ -260,8 +257,7 @@ UPDATE suppressions AS s SET
     reason = u.reason, category = u.category, bounce_id = nullif(u.bounce_id, 0),
     expires_at = u.expires
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[]) AS u(id, reason, category, bounce_id, expires)
-WHERE s.id = u.id
-RETURNING ` + suppressionCols
+WHERE s.id = u.id`
 
 // restoreMembersSQL puts back the list memberships that removed
 // suppressions changed, unless someone changed them since.
@@ -271,7 +267,8 @@ UPDATE list_members AS m SET
     previous_status = NULL, suppression_id = NULL, updated_at = $2
 FROM suppressions AS s
 WHERE m.suppression_id = ANY($1) AND s.id = m.suppression_id
-  AND m.status = CASE s.reason WHEN 'complaint' THEN 'complained' WHEN 'manual' THEN 'unsubscribed' ELSE 'bounced' END`
+  AND m.status = CASE s.reason WHEN 'complaint' THEN 'complained' WHEN 'manual' THEN 'unsubscribed'
+      WHEN 'unsubscribe' THEN 'unsubscribed' ELSE 'bounced' END`
 
 // applyMembersSQL sets the list memberships open suppressions cover (global:
 // every list of the address; list scope: that list). Only subscribed
@@ -296,14 +293,29 @@ UPDATE list_members AS m SET
 FROM t
 WHERE m.list_id = t.list_id AND m.address = t.address`
 
+const allocSuppressionIDsSQL = `
+SELECT nextval('suppressions_id_seq') FROM generate_series(1, $1)`
+
 // applySuppressions runs the policy's writes for one transaction: it locks
 // the addresses involved, closes their expired suppressions and the
 // requested removals, decides the candidates against what is open, inserts
 // or upgrades suppressions, moves list memberships both ways, and writes
 // one event per change. sweep names more addresses whose expired
-// suppressions to close.
-func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
+// suppressions to close. Statements already queued in b (may be nil) are
+// sent first, in the same round trip; a candidate's bounceID may be filled
+// by their callbacks. The events of the changes are added to ev (may hold
+// events already), and ev is written as the transaction's outbox row.
+//
+// Round trips: one to lock and read (and reserve suppression ids), a COPY
+// of new suppressions, one to write the rest.
+func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
 	out := applyOutcome{byKey: map[suppKey]Suppression{}}
+	if b == nil {
+		b = &pgx.Batch{}
+	}
+	if ev == nil {
+		ev = &outboxRows{}
+	}
 	addrSet := map[string]bool{}
 	for i := range cands {
 		addrSet[cands[i].address] = true
@@ -315,6 +327,12 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 		addrSet[a] = true
 	}
 	if len(addrSet) == 0 {
+		out.events = queueOutbox(b, ev, now)
+		if b.Len() > 0 {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return out, err
+			}
+		}
 		return out, nil
 	}
 	addrs := make([]string, 0, len(addrSet))
@@ -326,7 +344,8 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 
-	// Round trip 1: lock, close, read what is open, count soft days.
+	// Round trip 1: lock, close, read what is open, count soft days,
+	// reserve ids.
 	var closed []Suppression
 	var closedEv []evidence
 	scanClosed := func(rows pgx.Rows) error {
@@ -344,7 +363,6 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 	open := map[suppKey]Suppression{}
 	softMet := map[int]bool{}
 	windowDays := max(1, int((db.policy.SoftWindow+24*time.Hour-1)/(24*time.Hour)))
-	b := &pgx.Batch{}
 	b.Queue(lockAddressesSQL, keys)
 	b.Queue(expireSQL, addrs, now).Query(scanClosed)
 	if len(removals) > 0 {
@@ -393,6 +411,14 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 			})
 		}
 	}
+	var ids []int64
+	if len(cands) > 0 {
+		b.Queue(allocSuppressionIDsSQL, len(cands)).Query(func(rows pgx.Rows) error {
+			var err error
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
+		})
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return out, fmt.Errorf("apply policy to %d addresses: %w", len(addrs), err)
 	}
@@ -416,8 +442,9 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 			a.at.Compare(b.at),
 		)
 	})
-	var inserts, upgrades []*candidate
-	var upgradeIDs []int64
+	var changed []Suppression // inserted and upgraded
+	var changedEv []*evidence
+	var inserts, upgrades []int // indexes in changed
 	decided := map[suppKey]Reason{}
 	for _, c := range live {
 		key := suppKey{c.address, c.listID}
@@ -435,83 +462,29 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 				continue
 			}
 		}
+		decided[key] = c.reason
+		bounceID := c.bounceID
+		if c.bounceIDp != nil {
+			bounceID = *c.bounceIDp
+		}
 		if s, ok := open[key]; ok {
 			if s.Reason.rank() >= c.reason.rank() {
 				decided[key] = s.Reason
 				continue
 			}
-			upgrades, upgradeIDs = append(upgrades, c), append(upgradeIDs, s.ID)
+			s.UpgradedFrom, s.UpgradedAt = s.Reason, now
+			s.Reason, s.Category, s.BounceID, s.ExpiresAt = c.reason, c.category, bounceID, c.expires
+			upgrades = append(upgrades, len(changed))
+			changed = append(changed, s)
 		} else {
-			inserts = append(inserts, c)
+			inserts = append(inserts, len(changed))
+			changed = append(changed, Suppression{
+				ID: ids[len(inserts)-1], Address: c.address, AddressRaw: c.addressRaw, Domain: c.domain,
+				ListID: c.listID, Reason: c.reason, Category: c.category, BounceID: bounceID,
+				Note: c.note, CreatedAt: now, CreatedBy: cmp.Or(c.by, policyActor), ExpiresAt: c.expires,
+			})
 		}
-		decided[key] = c.reason
-	}
-
-	// Round trip 2: restore what removals changed, write suppressions.
-	var removedIDs []int64
-	for _, s := range closed {
-		removedIDs = append(removedIDs, s.ID)
-	}
-	var changed []Suppression // inserted and upgraded, in candidate order
-	var changedEv []*evidence
-	b = &pgx.Batch{}
-	if len(removedIDs) > 0 {
-		b.Queue(restoreMembersSQL, removedIDs, now)
-	}
-	if len(inserts) > 0 {
-		n := len(inserts)
-		a, r, d, l, re, c, n2, by := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		bi, ord, ex := make([]int64, n), make([]int32, n), make([]*time.Time, n)
-		for i, x := range inserts {
-			a[i], r[i], d[i], l[i], re[i], c[i], n2[i], by[i] = x.address, x.addressRaw, x.domain, x.listID, string(x.reason), string(x.category), x.note, cmp.Or(x.by, policyActor)
-			bi[i], ord[i] = x.bounceID, int32(i)
-			if !x.expires.IsZero() {
-				ex[i] = &x.expires
-			}
-		}
-		evByKey := map[suppKey]*evidence{}
-		for _, x := range inserts {
-			evByKey[suppKey{x.address, x.listID}] = &x.ev
-		}
-		b.Queue(insertSuppressionsSQL, a, r, d, l, re, c, bi, n2, by, ex, ord, now).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				s, err := scanSuppression(rows)
-				if err != nil {
-					return err
-				}
-				changed = append(changed, s)
-				changedEv = append(changedEv, evByKey[suppKey{s.Address, s.ListID}])
-			}
-			return rows.Err()
-		})
-	}
-	if len(upgrades) > 0 {
-		n := len(upgrades)
-		re, c, bi, ex := make([]string, n), make([]string, n), make([]int64, n), make([]*time.Time, n)
-		evByID := map[int64]*evidence{}
-		for i, x := range upgrades {
-			re[i], c[i], bi[i] = string(x.reason), string(x.category), x.bounceID
-			if !x.expires.IsZero() {
-				ex[i] = &x.expires
-			}
-			evByID[upgradeIDs[i]] = &x.ev
-		}
-		b.Queue(upgradeSuppressionsSQL, upgradeIDs, re, c, bi, ex, now).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				s, err := scanSuppression(rows)
-				if err != nil {
-					return err
-				}
-				changed = append(changed, s)
-				changedEv = append(changedEv, evByID[s.ID])
-			}
-			return rows.Err()
-		})
-	}
-	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return out, fmt.Errorf("write suppressions: %w", err)
-		}
+		changedEv = append(changedEv, &c.ev)
 	}
 	out.added = len(changed)
 	for _, s := range changed {
@@ -524,7 +497,41 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 		}
 	}
 
-	// Round trip 3: list memberships and events.
+	// Then: write new suppressions, restore what removals changed, upgrade,
+	// list memberships, events.
+	if len(inserts) > 0 {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"suppressions"}, suppressionCopyColumns, pgx.CopyFromSlice(len(inserts), func(i int) ([]any, error) {
+			x := &changed[inserts[i]]
+			var bounceID *int64
+			if x.BounceID != 0 {
+				bounceID = &x.BounceID
+			}
+			return []any{x.ID, x.Address, x.AddressRaw, x.Domain, x.ListID, string(x.Reason), string(x.Category),
+				bounceID, x.Note, x.CreatedBy, optTime(x.ExpiresAt), now}, nil
+		}))
+		if err != nil {
+			return out, fmt.Errorf("write %d suppressions: %w", len(inserts), err)
+		}
+	}
+	b = &pgx.Batch{}
+	if len(closed) > 0 {
+		removedIDs := make([]int64, len(closed))
+		for i, s := range closed {
+			removedIDs[i] = s.ID
+		}
+		b.Queue(restoreMembersSQL, removedIDs, now)
+	}
+	if len(upgrades) > 0 {
+		n := len(upgrades)
+		id, bi := make([]int64, n), make([]int64, n)
+		re, c := make([]string, n), make([]string, n)
+		ex := make([]*time.Time, n)
+		for i, k := range upgrades {
+			x := &changed[k]
+			id[i], re[i], c[i], bi[i], ex[i] = x.ID, string(x.Reason), string(x.Category), x.BounceID, optTime(x.ExpiresAt)
+		}
+		b.Queue(upgradeSuppressionsSQL, id, re, c, bi, ex, now)
+	}
 	apply := changed
 	if len(closed) > 0 {
 		// What is still open for an address whose suppression went away
@@ -539,20 +546,6 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 			}
 		}
 	}
-	var ev outboxRows
-	for i := range closed {
-		s := &closed[i]
-		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(s, &closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
-			return out, err
-		}
-	}
-	for i := range changed {
-		s := &changed[i]
-		if err := ev.add(SubjectSuppressionAdded, suppressionPayload(s, changedEv[i], SubjectSuppressionAdded, now)); err != nil {
-			return out, err
-		}
-	}
-	b = &pgx.Batch{}
 	if len(apply) > 0 {
 		n := len(apply)
 		ids, a, l, st, rk := make([]int64, n), make([]string, n), make([]string, n), make([]string, n), make([]int32, n)
@@ -561,15 +554,20 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, c
 		}
 		b.Queue(applyMembersSQL, ids, a, l, st, rk, now)
 	}
-	if ev.len() > 0 {
-		b.Queue(insertOutboxSQL, ev.subjects, ev.msgIDs, ev.payloads, now).Exec(func(ct pgconn.CommandTag) error {
-			out.events = int(ct.RowsAffected())
-			return nil
-		})
+	for i := range closed {
+		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(&closed[i], &closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
+			return out, err
+		}
 	}
+	for i := range changed {
+		if err := ev.add(SubjectSuppressionAdded, suppressionPayload(&changed[i], changedEv[i], SubjectSuppressionAdded, now)); err != nil {
+			return out, err
+		}
+	}
+	out.events = queueOutbox(b, ev, now)
 	if b.Len() > 0 {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return out, fmt.Errorf("update list members: %w", err)
+			return out, fmt.Errorf("update suppressions and list members: %w", err)
 		}
 	}
 	return out, nil
@@ -631,7 +629,7 @@ func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, b
 	var out applyOutcome
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = db.applySuppressions(ctx, tx, now, []candidate{c}, nil, nil)
+		out, err = db.applySuppressions(ctx, tx, now, nil, nil, []candidate{c}, nil, nil)
 		return err
 	})
 	if err != nil {
@@ -663,7 +661,7 @@ func (db *DB) Unsuppress(ctx context.Context, address, listID, by, why string) (
 	var out applyOutcome
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = db.applySuppressions(ctx, tx, now, nil, []removal{r}, nil)
+		out, err = db.applySuppressions(ctx, tx, now, nil, nil, nil, []removal{r}, nil)
 		return err
 	})
 	if err != nil {
@@ -709,7 +707,7 @@ func (db *DB) ExpireSuppressions(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			out, err := db.applySuppressions(ctx, tx, now, nil, nil, addrs)
+			out, err := db.applySuppressions(ctx, tx, now, nil, nil, nil, nil, addrs)
 			n = out.removed
 			return err
 		})
@@ -748,9 +746,8 @@ func (db *DB) CheckSuppression(ctx context.Context, address, listID string) (*Su
 
 // SuppressionFilter selects suppressions for ListSuppressions.
 type SuppressionFilter struct {
-	Address string // only this address
-	ListID  string // only this list's (list scope) suppressions
-	Global  bool   // only global ones
+	ListID string // only this list's (list scope) suppressions
+	Global bool   // only global ones
 	// All includes removed and expired suppressions.
 	All bool
 	// Limit caps the result (0: no limit).
@@ -760,21 +757,17 @@ type SuppressionFilter struct {
 const listSuppressionsSQL = `
 SELECT ` + suppressionCols + `
 FROM suppressions AS s
-WHERE ($1 = '' OR s.address = $1)
-  AND ($2 = '' OR s.list_id = $2)
-  AND (NOT $3 OR s.list_id = '')
-  AND ($4 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $5)))
+WHERE ($1 = '' OR s.list_id = $1)
+  AND (NOT $2 OR s.list_id = '')
+  AND ($3 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)))
 ORDER BY s.created_at, s.id
-LIMIT nullif($6, 0)`
+LIMIT nullif($5, 0)`
 
 // ListSuppressions returns suppressions, oldest first: those in force, or
-// every record with All.
+// every record with All. It reads the whole table (for an export); the
+// suppressions of one address come from AddressHistory.
 func (db *DB) ListSuppressions(ctx context.Context, f SuppressionFilter) ([]Suppression, error) {
-	addr := ""
-	if f.Address != "" {
-		addr, _ = NormalizeAddress(f.Address)
-	}
-	rows, err := db.pool.Query(ctx, listSuppressionsSQL, addr, f.ListID, f.Global, f.All, db.clock(), f.Limit)
+	rows, err := db.pool.Query(ctx, listSuppressionsSQL, f.ListID, f.Global, f.All, db.clock(), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list suppressions: %w", mapErr(err))
 	}

@@ -125,8 +125,10 @@ func TestEnvVarsComplete(t *testing.T) {
 	read := map[string]bool{}
 	cfg := DefaultConfig()
 	cfg.FromEnv(func(k string) string { read[k] = true; return "" })
+	// The explain page's variables are read by its own package.
+	external := map[string]bool{"BOUNCER_HTTP_TOKEN": true, "BOUNCER_HTTP_TOKEN_FILE": true}
 	for _, v := range EnvVars {
-		if !read[v.Name] {
+		if !read[v.Name] && !external[v.Name] {
 			t.Errorf("EnvVars lists %s, which FromEnv does not read", v.Name)
 		}
 		delete(read, v.Name)

@@ -32,9 +32,12 @@ type command struct {
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
 	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"serve": {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
 
 	// The store's commands (issue 3).
-	"migrate": {"create the database if missing and apply the schema (up|status)", runMigrate},
+	"migrate":      {"create the database if missing and apply the schema (up|status)", runMigrate},
+	"suppressions": {"list, check, add, remove or export suppressions", runSuppressions},
+	"stats":        {"bounce counts and rates over a period, by day, domain, category or campaign", runStats},
 
 	// The worker's commands (issue 4).
 	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},

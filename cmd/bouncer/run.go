@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker"
 )
@@ -50,6 +52,15 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	// The explain page's token rules first: refuse before any I/O.
+	var token string
+	if cfg.HTTPAddr != "off" {
+		t, err := explainToken(e, cfg.HTTPAddr, "")
+		if err != nil {
+			return fmt.Errorf("%w: run: %v", errUsage, err)
+		}
+		token = t
+	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
@@ -82,7 +93,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if cfg.HTTPAddr != "off" {
 		mux := http.NewServeMux()
 		w.Routes(mux)
-		mountExtraRoutes(mux)
+		explain.New(classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}), db,
+			explain.Options{Token: token, Logger: log}).Register(mux)
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return fmt.Errorf("run: http: %w", err)
@@ -107,10 +119,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	log.Info("bouncer stopped", "err", err)
 	return err
 }
-
-// mountExtraRoutes is where handlers beyond health and metrics (the
-// explain page, /api/v1/parse) are mounted on `bouncer run`'s mux.
-func mountExtraRoutes(mux *http.ServeMux) {}
 
 // openStore migrates (when asked) and opens the database, waiting with
 // backoff while Postgres is not up yet (a compose stack starts everything

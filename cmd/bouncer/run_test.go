@@ -86,6 +86,9 @@ func TestRunAndInject(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("GET /healthz = %d", code)
 	}
+	if code, body := get("/"); code != 200 || !strings.Contains(body, "<form") {
+		t.Errorf("GET / (the explain page beside /metrics) = %d", code)
+	}
 	cancel()
 	stopped = true
 	select {

@@ -1,0 +1,120 @@
+package classify
+
+import (
+	"strings"
+	"testing"
+)
+
+// The precedence of the rule table, case by case: what decides when words,
+// status, reply code and SMTP command point different ways.
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		r         Recipient
+		autoReply bool
+		cat       Category
+		sev       Severity
+		suppress  bool
+		rule      string // a part of the rule that must be named
+	}{
+		{"relay table is not a relay refusal",
+			Recipient{Diagnostic: "550 5.1.1 <x@example.org>: Recipient address rejected: User unknown in relay recipient table", Command: "RCPT"},
+			false, MailboxUnknown, Hard, true, "user unknown"},
+		{"not logged in is auth, not the sender",
+			Recipient{Diagnostic: "553 5.7.1 <s@example.com>: Sender address rejected: not logged in"},
+			false, AuthRequired, Hard, false, "not logged in"},
+		{"an unknown sender is the sender's problem",
+			Recipient{Diagnostic: "550 5.1.0 <s@example.com>: Sender address rejected: User unknown in local recipient table"},
+			false, SenderRejected, Hard, false, "sender address rejected"},
+		{"blocklist",
+			Recipient{Diagnostic: "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"},
+			false, Blocked, Hard, false, "blocked"},
+		{"spam filter",
+			Recipient{Diagnostic: "550 5.7.1 Message rejected as spam by Content Filtering"},
+			false, ContentRejected, Hard, false, "spam"},
+		{"full mailbox, temporary",
+			Recipient{Diagnostic: "452 4.2.2 <x@example.org>: Recipient address rejected: Mailbox full"},
+			false, MailboxFull, Soft, false, "mailbox full"},
+		{"full mailbox is soft even when 5xx",
+			Recipient{Status: "5.2.2", Diagnostic: "552 5.2.2 Over quota"},
+			false, MailboxFull, Soft, false, "over quota"},
+		{"refused at HELO is about our host",
+			Recipient{Diagnostic: "501 5.5.4 Invalid domain name", Command: "HELO"},
+			false, Blocked, Hard, false, "before_rcpt"},
+		{"no such domain answered to MAIL FROM is the sender's",
+			Recipient{Diagnostic: "550 5.1.7 No such domain neko.example.com.", Command: "MAIL"},
+			false, SenderRejected, Hard, false, "sender_stage"},
+		{"5.1.1 confirms the mailbox even after DATA",
+			Recipient{Status: "5.1.1", Diagnostic: "550 5.1.1 <x@example.org>... User unknown", Command: "DATA"},
+			false, MailboxUnknown, Hard, true, "user unknown"},
+		{"user unknown after DATA is a filter",
+			Recipient{Diagnostic: "550 Unknown user x@example.org", Command: "DATA"},
+			false, Policy, Hard, false, "filtered_after_data"},
+		{"user unknown at an unknown stage is recorded, not suppressed",
+			Recipient{Diagnostic: "550 : User unknown"},
+			false, MailboxUnknown, Hard, false, "stage_unknown"},
+		{"the reply echoing the address answers RCPT TO",
+			Recipient{Diagnostic: "550 <x@example.org>: User unknown"},
+			false, MailboxUnknown, Hard, true, "user unknown"},
+		{"a temporary user unknown is not suppressed",
+			Recipient{Status: "4.1.1", Diagnostic: "450 4.1.1 <x@example.org>: Recipient address rejected: User unknown", Command: "RCPT"},
+			false, MailboxUnknown, Soft, false, "temporary"},
+		{"DMARC",
+			Recipient{Status: "5.7.26", Diagnostic: "550 5.7.26 Unauthenticated email from example.com is not accepted due to domain's DMARC policy"},
+			false, Policy, Hard, false, "dmarc"},
+		{"Status 5.1.1 against a quoted (#5.7.1): the quote decides",
+			Recipient{Status: "5.1.1", Diagnostic: "553 information. (#5.7.1)"},
+			false, Policy, Hard, false, "status_field:5.1.1"},
+		{"a delayed action is a warning",
+			Recipient{Action: "delayed", Status: "4.4.1", Diagnostic: "421 4.4.1 Connection timed out"},
+			false, Delayed, None, false, "action:delayed"},
+		{"the bounce of an auto-reply never suppresses",
+			Recipient{Status: "5.1.1", Diagnostic: "550 5.1.1 user unknown", Command: "RCPT"},
+			true, MailboxUnknown, Hard, false, "original_auto_reply"},
+		{"rate limit",
+			Recipient{Diagnostic: "421 4.7.0 Try again later, closing connection: too many connections"},
+			false, RateLimited, Soft, false, "too many connections"},
+		{"network",
+			Recipient{Diagnostic: "connect to mx.example.org[192.0.2.1]:25: Connection timed out"},
+			false, Network, Soft, false, "connection timed out"},
+		{"expired",
+			Recipient{Diagnostic: "retry timeout exceeded"},
+			false, Expired, Soft, false, "retry timeout exceeded"},
+		{"a null MX is final whatever the class",
+			Recipient{Status: "4.0.0", Diagnostic: "DNS type 'mx' lookup of example.org responded with code NOERROR; the domain example.org doesn't receive email (null MX)"},
+			false, DomainUnknown, Soft, true, "null_mx"},
+		{"Microsoft's directory refusal",
+			Recipient{Diagnostic: "550 5.4.1 <x@example.com>: Recipient address rejected: Access denied. AS(201806281)"},
+			false, MailboxUnknown, Hard, true, "access denied"},
+		{"a bare 553 decides nothing",
+			Recipient{Diagnostic: "553"},
+			false, Unknown, Hard, false, "code:553"},
+		{"nothing at all",
+			Recipient{},
+			false, Unknown, Hard, false, "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.r
+			if r.SMTPCode == 0 {
+				r.SMTPCode = findReplyCode(r.Diagnostic)
+			}
+			d := decide(&r, tc.autoReply)
+			if d.category != tc.cat || d.severity != tc.sev || d.suppress != tc.suppress || !strings.Contains(d.rule, tc.rule) {
+				t.Errorf("decide(%q) = %s %s suppress=%v rule %q; want %s %s suppress=%v rule with %q",
+					r.Diagnostic, d.category, d.severity, d.suppress, d.rule, tc.cat, tc.sev, tc.suppress, tc.rule)
+			}
+		})
+	}
+}
+
+// The table's invariant: no sender-side category ever suppresses.
+func TestNeverSuppressSenderSide(t *testing.T) {
+	for _, r := range phraseRules {
+		for _, p := range r.phrases {
+			d := decide(&Recipient{Status: "5.0.0", SMTPCode: 550, Diagnostic: "550 " + p, Command: "RCPT"}, false)
+			if d.suppress && neverSuppress(d.category) {
+				t.Errorf("phrase %q: %s suppressed", p, d.category)
+			}
+		}
+	}
+}

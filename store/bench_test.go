@@ -1,0 +1,110 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/store"
+)
+
+// benchMessages returns n new one-recipient reports; mixed chooses 60 %
+// hard (each one a new suppression), 30 % soft, 10 % sender-side, else all
+// hard.
+func benchMessages(seq *int, n int, mixed bool) []store.Message {
+	msgs := make([]store.Message, n)
+	for i := range msgs {
+		*seq++
+		cat := classify.MailboxUnknown
+		if mixed {
+			switch *seq % 10 {
+			case 6, 7, 8:
+				cat = classify.MailboxFull
+			case 9:
+				cat = classify.Blocked
+			}
+		}
+		addr := fmt.Sprintf("user%d@example%d.com", *seq, *seq%50)
+		msgs[i] = bounce(fmt.Sprintf("bench-%d", *seq), uint32(*seq), t0.Add(time.Duration(*seq)*time.Second), "news", rcpt(addr, cat))
+	}
+	return msgs
+}
+
+// BenchmarkSaveBatch500 saves batches of 500 one-recipient reports; rows/s
+// counts reports (messages with their bounce row) stored per second.
+func BenchmarkSaveBatch500(b *testing.B) {
+	for _, mode := range []struct {
+		name  string
+		mixed bool
+	}{{"hard", false}, {"mixed", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			f := newFixture(b, store.Policy{})
+			seq := 0
+			ctx := context.Background()
+			rows := 0
+			for b.Loop() {
+				b.StopTimer()
+				msgs := benchMessages(&seq, 500, mode.mixed)
+				b.StartTimer()
+				res, err := f.db.SaveBatch(ctx, msgs)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += res.Bounces
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+// BenchmarkSaveOne is the latency of saving one message with one hard
+// bounce (a new suppression and events), as a worker in IDLE does.
+func BenchmarkSaveOne(b *testing.B) {
+	f := newFixture(b, store.Policy{})
+	seq := 0
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		msgs := benchMessages(&seq, 1, false)
+		b.StartTimer()
+		if _, err := f.db.SaveBatch(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSaveBatch500Parallel is BenchmarkSaveBatch500 with two savers
+// at once, as a worker with two mailboxes runs; rows/s is their sum.
+func BenchmarkSaveBatch500Parallel(b *testing.B) {
+	for _, mode := range []struct {
+		name  string
+		mixed bool
+	}{{"hard", false}, {"mixed", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			f := newFixture(b, store.Policy{})
+			seq := 0
+			batches := make(chan []store.Message, b.N)
+			for range b.N {
+				batches <- benchMessages(&seq, 500, mode.mixed)
+			}
+			close(batches)
+			var rows atomic.Int64
+			b.SetParallelism(1) // GOMAXPROCS savers
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := f.db.SaveBatch(context.Background(), <-batches)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					rows.Add(int64(res.Bounces))
+				}
+			})
+			b.ReportMetric(float64(rows.Load())/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
