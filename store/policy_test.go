@@ -173,9 +173,10 @@ func TestComplaints(t *testing.T) {
 	notSpam.Report.FeedbackType = "not-spam"
 	optOut := bounce("oo", 3, t0, "news", rcpt("out@example.com", classify.Complaint))
 	optOut.Report.FeedbackType = "opt-out"
-	optOut.Report.Original.AutoReply = true // an unsubscribe mail is automatic; it still counts
-	if r := f.save(bounce("ab", 1, t0, "news", rcpt("abuse@example.com", classify.Complaint)), notSpam, optOut); r.Suppressions != 2 {
-		t.Errorf("SaveBatch = %+v, want 2 suppressions (abuse, opt-out)", r)
+	optOut.Report.Original.AutoReply = true                                // an unsubscribe mail is automatic; it still counts
+	noAddress := bounce("na", 4, t0, "news", rcpt("", classify.Complaint)) // the report named nobody
+	if r := f.save(bounce("ab", 1, t0, "news", rcpt("abuse@example.com", classify.Complaint)), notSpam, optOut, noAddress); r.Suppressions != 2 || r.Bounces != 4 {
+		t.Errorf("SaveBatch = %+v, want 4 bounce rows and 2 suppressions (abuse, opt-out)", r)
 	}
 	for addr, want := range map[string]store.Reason{"abuse@example.com": store.ReasonComplaint, "out@example.com": store.ReasonUnsubscribe} {
 		s, _ := f.db.CheckSuppression(ctx, addr, "news")

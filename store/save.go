@@ -166,7 +166,8 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		res.Messages = len(bySum)
 		res.Duplicates += len(batch) - len(bySum)
 
-		// Round trip 2: bounce rows and their events.
+		// Bounce rows go in by COPY; their events join those of the policy
+		// in the transaction's one outbox row.
 		var pend []pendingBounce
 		for _, m := range batch {
 			id, ok := bySum[m.SHA256]
@@ -246,7 +247,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			p := &pend[i]
 			orig := &p.msg.Report.Original
 			kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
-			if kind == candNone {
+			if kind == candNone || p.domain == "" { // no address to suppress: the row is the record
 				continue
 			}
 			c := candidate{

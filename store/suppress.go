@@ -746,9 +746,8 @@ func (db *DB) CheckSuppression(ctx context.Context, address, listID string) (*Su
 
 // SuppressionFilter selects suppressions for ListSuppressions.
 type SuppressionFilter struct {
-	Address string // only this address
-	ListID  string // only this list's (list scope) suppressions
-	Global  bool   // only global ones
+	ListID string // only this list's (list scope) suppressions
+	Global bool   // only global ones
 	// All includes removed and expired suppressions.
 	All bool
 	// Limit caps the result (0: no limit).
@@ -758,21 +757,17 @@ type SuppressionFilter struct {
 const listSuppressionsSQL = `
 SELECT ` + suppressionCols + `
 FROM suppressions AS s
-WHERE ($1 = '' OR s.address = $1)
-  AND ($2 = '' OR s.list_id = $2)
-  AND (NOT $3 OR s.list_id = '')
-  AND ($4 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $5)))
+WHERE ($1 = '' OR s.list_id = $1)
+  AND (NOT $2 OR s.list_id = '')
+  AND ($3 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)))
 ORDER BY s.created_at, s.id
-LIMIT nullif($6, 0)`
+LIMIT nullif($5, 0)`
 
 // ListSuppressions returns suppressions, oldest first: those in force, or
-// every record with All.
+// every record with All. It reads the whole table (for an export); the
+// suppressions of one address come from AddressHistory.
 func (db *DB) ListSuppressions(ctx context.Context, f SuppressionFilter) ([]Suppression, error) {
-	addr := ""
-	if f.Address != "" {
-		addr, _ = NormalizeAddress(f.Address)
-	}
-	rows, err := db.pool.Query(ctx, listSuppressionsSQL, addr, f.ListID, f.Global, f.All, db.clock(), f.Limit)
+	rows, err := db.pool.Query(ctx, listSuppressionsSQL, f.ListID, f.Global, f.All, db.clock(), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list suppressions: %w", mapErr(err))
 	}
