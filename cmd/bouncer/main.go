@@ -32,6 +32,7 @@ type command struct {
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
 	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"serve": {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
 
 	// The store's commands (issue 3).
 	"migrate":      {"create the database if missing and apply the schema (up|status)", runMigrate},
