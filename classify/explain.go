@@ -118,15 +118,19 @@ func WriteExplanation(w io.Writer, rec *Record) {
 	fmt.Fprintf(w, "  what:        %s\n", e.What)
 	fmt.Fprintf(w, "  whose fault: %s\n", e.Fault)
 	fmt.Fprintf(w, "  what to do:  %s\n", e.Todo)
-	fmt.Fprintf(w, "  suppress:    %s\n", suppressWords(rec))
+	fmt.Fprintf(w, "  suppress:    %s\n", SuppressWords(rec))
 	fmt.Fprintf(w, "  rule:        %s\n", rec.Rule)
 	if rec.OriginalAutoReply {
-		fmt.Fprintf(w, "  note:        the returned message was itself an automatic reply (vacation or similar); its bounce never removes a list member\n")
+		fmt.Fprintf(w, "  note:        %s\n", AutoReplyNote)
 	}
 }
 
-// SuppressWords says in words what bouncer does with the address.
-func suppressWords(rec *Record) string {
+// AutoReplyNote explains why the bounce of an automatic reply is special.
+const AutoReplyNote = "the returned message was itself an automatic reply (vacation or similar); its bounce never removes a list member"
+
+// SuppressWords says in words what bouncer does with the address of a
+// failed recipient.
+func SuppressWords(rec *Record) string {
 	switch {
 	case rec.Suppress:
 		return "yes: the address is dead; bouncer suppresses it at once"

@@ -84,6 +84,17 @@ func (rep *Report) Records() []Record {
 	return []Record{rec}
 }
 
+// Records classifies raw and flattens the result: the message's records, or
+// one error record when it cannot be classified. It is what `bouncer parse`
+// and the explain page report for a message.
+func (c *Classifier) Records(raw []byte) []Record {
+	rep, err := c.Classify(raw)
+	if err != nil {
+		return []Record{ErrorRecord(err)}
+	}
+	return rep.Records()
+}
+
 // ErrorRecord is the Record of a message that could not be classified.
 func ErrorRecord(err error) Record {
 	return Record{Kind: KindNotBounce, Severity: None, Error: err.Error()}

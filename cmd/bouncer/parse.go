@@ -139,13 +139,7 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 // formatMessage classifies raw and writes its records to buf: NDJSON, or
 // the human explanation.
 func formatMessage(buf *bytes.Buffer, c *classify.Classifier, path string, raw []byte, asJSON bool) {
-	var recs []classify.Record
-	rep, err := c.Classify(raw)
-	if err != nil {
-		recs = []classify.Record{classify.ErrorRecord(err)}
-	} else {
-		recs = rep.Records()
-	}
+	recs := c.Records(raw)
 	if asJSON {
 		enc := json.NewEncoder(buf)
 		enc.SetEscapeHTML(false)

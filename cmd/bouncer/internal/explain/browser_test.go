@@ -177,7 +177,7 @@ func TestBrowser(t *testing.T) {
 		}
 		submit(t, ctx, "explain-button")
 		got := text(t, ctx, "results")
-		rec := Records(c, seed)[0]
+		rec := c.Records(seed)[0]
 		e := classify.Explain(&rec)
 		for _, want := range []string{"relay_denied", "553", "5.7.1", string(e.Fault), e.Todo, rec.Rule} {
 			if !strings.Contains(got, want) {
@@ -219,7 +219,7 @@ func TestBrowser(t *testing.T) {
 		submit(t, ctx, "explain-button")
 		got := text(t, ctx, "results")
 		raw := readFixture(t, "mailbox_unknown-exim-553-crlf.eml")
-		rec := Records(c, raw)[0]
+		rec := c.Records(raw)[0]
 		for _, want := range []string{"mailbox_unknown-exim-553-crlf.eml", "mailbox_unknown", "553", classify.Explain(&rec).Todo} {
 			if !strings.Contains(got, want) {
 				t.Errorf("after uploading a 553 mailbox_unknown bounce, the results lack %q:\n%s", want, got)

@@ -139,7 +139,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		source = "pasted text"
 	}
 	p.Source = source
-	recs := Records(h.c, raw)
+	recs := h.c.Records(raw)
 	p.Kind = recs[0].Kind
 	for i := range recs {
 		p.Results = append(p.Results, newResult(&recs[i]))
@@ -215,24 +215,10 @@ func newResult(rec *classify.Record) result {
 	var text bytes.Buffer
 	classify.WriteExplanation(&text, rec)
 	res.Text = text.String()
-	// The words for "would bouncer suppress" are classify's; they are not
-	// exported, so they are read back from the text `bouncer parse` prints.
-	for line := range strings.Lines(res.Text) {
-		label, value, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			continue
-		}
-		switch label {
-		case "suppress":
-			res.Suppress = strings.TrimSpace(value)
-		case "note":
-			res.Note = strings.TrimSpace(value)
-		}
-	}
-	if res.Suppress == "" && rec.Bounce {
-		res.Suppress = "no"
-		if rec.Suppress {
-			res.Suppress = "yes"
+	if rec.Bounce {
+		res.Suppress = classify.SuppressWords(rec)
+		if rec.OriginalAutoReply {
+			res.Note = classify.AutoReplyNote
 		}
 	}
 	var j bytes.Buffer
@@ -274,16 +260,6 @@ func (h *Handler) checkSuppressions(ctx context.Context, rs []result) {
 	}
 }
 
-// Records classifies raw as `bouncer parse` does: the message's records, or
-// one error record when it cannot be classified.
-func Records(c *classify.Classifier, raw []byte) []classify.Record {
-	rep, err := c.Classify(raw)
-	if err != nil {
-		return []classify.Record{classify.ErrorRecord(err)}
-	}
-	return rep.Records()
-}
-
 // api serves POST /api/v1/parse: the raw message in, NDJSON records out.
 func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 	raw, tooLarge, err := h.readBody(w, r)
@@ -301,7 +277,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // as bouncer parse --json
-	for _, rec := range Records(h.c, raw) {
+	for _, rec := range h.c.Records(raw) {
 		_ = enc.Encode(&rec) // a Record always encodes
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson; charset=utf-8")
