@@ -185,5 +185,3 @@ func NeverSuppress(c Category) bool {
 	}
 	return false
 }
-
-func neverSuppress(c Category) bool { return NeverSuppress(c) }
