@@ -25,7 +25,7 @@ func FuzzClassify(f *testing.F) {
 			return
 		}
 		for _, r := range rep.Recipients {
-			if r.Suppress && neverSuppress(r.Category) {
+			if r.Suppress && NeverSuppress(r.Category) {
 				t.Fatalf("recipient %q: category %s suppressed (rule %s)", r.Address, r.Category, r.Rule)
 			}
 		}

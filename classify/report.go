@@ -173,9 +173,11 @@ func (rep *Report) Bounce() bool {
 	return false
 }
 
-// neverSuppress reports whether c is a category that must never suppress a
-// recipient: the fault is the sender's, the remote's policy, or passing.
-func neverSuppress(c Category) bool {
+// NeverSuppress reports whether c is a category that must never suppress a
+// recipient: the fault is the sender's, the remote's policy, something
+// passing, or it is not a failure (DESIGN.md). The store checks it again
+// before it writes a suppression.
+func NeverSuppress(c Category) bool {
 	switch c {
 	case RelayDenied, AuthRequired, SenderRejected, Blocked, ContentRejected, Policy,
 		MessageTooLarge, RateLimited, Network, System, Unknown, Delayed, AutoReply:

@@ -112,7 +112,7 @@ func TestNeverSuppressSenderSide(t *testing.T) {
 	for _, r := range phraseRules {
 		for _, p := range r.phrases {
 			d := decide(&Recipient{Status: "5.0.0", SMTPCode: 550, Diagnostic: "550 " + p, Command: "RCPT"}, false)
-			if d.suppress && neverSuppress(d.category) {
+			if d.suppress && NeverSuppress(d.category) {
 				t.Errorf("phrase %q: %s suppressed", p, d.category)
 			}
 		}

@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	neturl "net/url"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -189,5 +192,55 @@ func TestMigrationKeepsPendingEvents(t *testing.T) {
 	var n int
 	if err := sqlDB.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("pending events after down to 3 = %d, %v; want 1", n, err)
+	}
+}
+
+// TestMigrateWithoutSuperuser migrates as a plain role that owns its
+// database but may not create roles: the migrations must still apply, and
+// grant to bouncer_readonly (created earlier by a privileged migration).
+func TestMigrateWithoutSuperuser(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	if err := store.Migrate(ctx, storetest.NewDatabase(t)); err != nil { // makes sure bouncer_readonly exists
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, storetest.AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	role := "bt_migrator_" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // runs after the database is dropped
+		c, err := pgx.Connect(context.Background(), storetest.AdminURL(t))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), `DROP ROLE `+role); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	url := storetest.NewDatabase(t)
+	cfg, _ := pgx.ParseConfig(url)
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{cfg.Database}.Sanitize()+` OWNER `+role); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := neturl.Parse(url)
+	u.User = neturl.User(role)
+	if err := store.Migrate(ctx, u.String()); err != nil {
+		t.Fatalf("Migrate as %s (no CREATEROLE) = %v", role, err)
+	}
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT has_table_privilege('bouncer_readonly', 'bounce_daily', 'SELECT')`).Scan(&ok); err != nil || !ok {
+		t.Errorf("bouncer_readonly may read bounce_daily = %v, %v; want true", ok, err)
 	}
 }

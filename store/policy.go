@@ -212,19 +212,10 @@ func ParseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// neverSuppress reports whether c is a category that must never suppress:
-// the sender's fault, the remote's policy, something passing, or not a
-// failure (DESIGN.md). It repeats classify's own rule on purpose: a false
-// suppression is the most dangerous error, so the store checks again.
-func neverSuppress(c classify.Category) bool {
-	switch c {
-	case classify.RelayDenied, classify.AuthRequired, classify.SenderRejected, classify.Blocked,
-		classify.ContentRejected, classify.Policy, classify.MessageTooLarge, classify.RateLimited,
-		classify.Network, classify.System, classify.Unknown, classify.Delayed, classify.AutoReply:
-		return true
-	}
-	return false
-}
+// neverSuppress is classify's list of the categories that must never
+// suppress, checked again here on purpose: a false suppression is the most
+// dangerous error.
+func neverSuppress(c classify.Category) bool { return classify.NeverSuppress(c) }
 
 // candidateKind is what the policy makes of one stored failed recipient.
 type candidateKind int

@@ -23,6 +23,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 )
 
 // repoPath returns the path of a repository file from this package's
@@ -317,6 +319,19 @@ func TestComposeVolumesAndSecrets(t *testing.T) {
 	if want := "*:*:*:" + envOf(p.Services["postgres"], "POSTGRES_USER") + ":" + string(pw); len(pw) < 20 || string(pgpass) != want {
 		t.Errorf("pgpass = %q, want %q with a password of 20+ characters", pgpass, want)
 	}
+	// bouncer listens beyond loopback, so its explain page needs a token
+	// from a secret file, long enough for the page to accept it.
+	if tf := envOf(p.Services["bouncer"], "BOUNCER_HTTP_TOKEN_FILE"); tf != "/run/secrets/http_token" {
+		t.Errorf("bouncer: BOUNCER_HTTP_TOKEN_FILE %q, want /run/secrets/http_token", tf)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "http_token"))
+	addr := envOf(p.Services["bouncer"], "BOUNCER_HTTP_ADDR")
+	if err := explain.CheckListen(addr, string(tok)); err != nil || len(tok) < explain.MinTokenLength {
+		t.Errorf("explain.CheckListen(%s, the generated token of %d bytes) = %v, want it accepted", addr, len(tok), err)
+	}
+	if explain.CheckListen(addr, "") == nil {
+		t.Errorf("explain.CheckListen(%s, no token) accepted: then the token secret is not needed", addr)
+	}
 	// Running it again keeps the passwords (the database volume remembers them).
 	if out, err := exec.CommandContext(t.Context(), "sh", repoPath("deploy/gen-secrets"), dir).CombinedOutput(); err != nil || len(out) != 0 {
 		t.Errorf("deploy/gen-secrets again = %q, %v; want nothing written", out, err)
@@ -393,6 +408,7 @@ func bouncerRunEnv() []string {
 		"DATABASE_URL", "NATS_URL", "BOUNCER_IMAP_URL", "BOUNCER_IMAP_PASSWORD",
 		"BOUNCER_IMAP_PASSWORD_FILE", "BOUNCER_IMAP_AUTH", "BOUNCER_IMAP_TOKEN_FILE",
 		"BOUNCER_IMAP_TOKEN_COMMAND", "BOUNCER_IMAP_CA_FILE", "BOUNCER_CONFIG", "BOUNCER_HTTP_ADDR",
+		"BOUNCER_HTTP_TOKEN", "BOUNCER_HTTP_TOKEN_FILE",
 		"BOUNCER_BATCH_SIZE", "BOUNCER_BATCH_BYTES", "BOUNCER_MAX_MESSAGE_SIZE", "BOUNCER_POLL_INTERVAL",
 		"BOUNCER_IDLE_REFRESH", "BOUNCER_IMAP_TIMEOUT", "BOUNCER_LEASE_TTL", "BOUNCER_OWNER",
 		"BOUNCER_BACKOFF_MAX", "BOUNCER_STREAM_REPLICAS", "BOUNCER_STREAM_RETENTION",
