@@ -19,23 +19,21 @@ import (
 	"github.com/bouncer-mail/bouncer/store"
 )
 
-// processBatch fetches, classifies and commits one batch, then moves its
-// messages out of the mailbox and saves the checkpoint. Nothing is moved
-// before the commit; a failure after it leaves the messages in place, and
-// the next attempt finds them recorded (the store is idempotent).
-func (s *session) processBatch(ctx context.Context, heads []head) error {
-	if !s.guard.begin() {
-		return ctx.Err()
-	}
-	defer s.guard.end()
-	// The batch runs to its end even when ctx ends meanwhile (connGuard
-	// bounds that); each step has its own timeout.
-	bctx := context.WithoutCancel(ctx)
+// batch is a fetched and classified batch on its way to the commit.
+type batch struct {
+	heads []head
+	msgs  []store.Message
+}
 
-	msgs, err := s.fetchAndClassify(heads)
-	if err != nil {
-		return err
-	}
+// commit saves b in one transaction, then moves its messages out of the
+// mailbox and saves the checkpoint. Nothing is moved before the commit; a
+// failure after it leaves the messages in place, and the next attempt
+// finds them recorded (the store is idempotent). It runs to its end even
+// when ctx ends meanwhile (connGuard bounds that); each step has its own
+// timeout.
+func (s *session) commit(ctx context.Context, b *batch) error {
+	bctx := context.WithoutCancel(ctx)
+	heads, msgs := b.heads, b.msgs
 	sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
 	res, err := s.w.db.SaveBatch(sctx, msgs)
 	cancel()
@@ -216,17 +214,15 @@ func (s *session) classifyAll(msgs []store.Message, bodies map[imap.UID][]byte) 
 
 func (s *session) classifyOne(m *store.Message, raw []byte) {
 	m.SHA256 = MessageSHA256(raw)
-	m.MessageID = headerMessageID(raw)
 	rep, err := safeClassify(s.w.cls, raw)
 	if err != nil {
 		m.ParseError = err.Error()
+		m.MessageID = headerMessageID(raw)
 		s.log.Info("message quarantined", "uid", m.UID, "err", err)
 		return
 	}
 	m.Report = rep
-	if rep.MessageID != "" {
-		m.MessageID = rep.MessageID
-	}
+	m.MessageID = rep.MessageID
 }
 
 func safeClassify(c *classify.Classifier, raw []byte) (rep *classify.Report, err error) {

@@ -63,8 +63,8 @@ const (
 	DefaultDatabaseURL    = "postgres://postgres@127.0.0.1:5432/bouncer?sslmode=disable"
 	DefaultNATSURL        = "nats://127.0.0.1:4222"
 	DefaultHTTPAddr       = "127.0.0.1:8080"
-	DefaultBatchSize      = 250
-	DefaultBatchBytes     = 32 << 20
+	DefaultBatchSize      = 500
+	DefaultBatchBytes     = 16 << 20
 	DefaultMaxMessageSize = 16 << 20
 	DefaultPollInterval   = 30 * time.Second
 	DefaultIdleRefresh    = 30 * time.Second

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 )
 
 // shutdownGrace is how long a batch under way may still take after the
@@ -33,32 +34,32 @@ type session struct {
 	lastUID     imap.UID
 }
 
-// connGuard closes the connection when the worker stops, but lets a batch
-// that is under way finish first (for up to shutdownGrace): nothing is
+// connGuard closes the connection when the worker stops, but lets the
+// batches under way finish first (for up to shutdownGrace): nothing is
 // moved before its commit, and a committed batch is best moved too.
 type connGuard struct {
 	mu       sync.Mutex
 	c        *imapclient.Client
-	inBatch  bool
+	inFlight int
 	stopping bool
 }
 
-// begin marks a batch under way; it reports false once stopping.
+// begin counts a batch under way; it reports false once stopping.
 func (g *connGuard) begin() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopping {
 		return false
 	}
-	g.inBatch = true
+	g.inFlight++
 	return true
 }
 
 func (g *connGuard) end() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.inBatch = false
-	if g.stopping {
+	g.inFlight--
+	if g.stopping && g.inFlight == 0 {
 		g.c.Close()
 	}
 }
@@ -67,7 +68,7 @@ func (g *connGuard) stop() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.stopping = true
-	if !g.inBatch {
+	if g.inFlight == 0 {
 		g.c.Close()
 		return
 	}
@@ -256,11 +257,48 @@ func (s *session) waitForMail(ctx context.Context) error {
 	})
 }
 
-// catchUp processes every message above lastUID, in batches.
+// catchUp processes every message above lastUID. Two stages overlap: one
+// fetches and classifies batch n+1 while the other commits batch n and
+// moves it; batches are committed in UID order.
 func (s *session) catchUp(ctx context.Context) error {
+	batches := make(chan *batch, 1)
+	pctx, stopProducing := context.WithCancel(ctx)
+	defer stopProducing()
+	var g errgroup.Group
+	g.Go(func() error {
+		defer close(batches)
+		err := s.produce(pctx, batches)
+		if pctx.Err() != nil && ctx.Err() == nil {
+			return nil // stopped by the committer, which reports why
+		}
+		return err
+	})
+	g.Go(func() error {
+		for b := range batches {
+			err := s.commit(ctx, b)
+			s.guard.end()
+			if err != nil {
+				// Stop the producer and drop what it fetched meanwhile.
+				stopProducing()
+				for range batches {
+					s.guard.end()
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// produce searches for new UIDs and sends them, fetched and classified, in
+// batches bounded by count and bytes, until none is left or ctx ends.
+func (s *session) produce(ctx context.Context, out chan<- *batch) error {
+	cfg := &s.w.cfg
+	cursor := s.lastUID
 	for ctx.Err() == nil {
 		var data *imap.SearchData
-		crit := &imap.SearchCriteria{UID: []imap.UIDSet{{{Start: s.lastUID + 1, Stop: 0}}}}
+		crit := &imap.SearchCriteria{UID: []imap.UIDSet{{{Start: cursor + 1, Stop: 0}}}}
 		err := s.do("search", func() (err error) {
 			data, err = s.c.UIDSearch(crit, nil).Wait()
 			return err
@@ -270,61 +308,63 @@ func (s *session) catchUp(ctx context.Context) error {
 		}
 		// "n:*" includes the highest UID even when it is below n
 		// (RFC 3501 §6.4.8): drop what was seen.
-		uids := slices.DeleteFunc(data.AllUIDs(), func(u imap.UID) bool { return u <= s.lastUID })
+		uids := slices.DeleteFunc(data.AllUIDs(), func(u imap.UID) bool { return u <= cursor })
 		if len(uids) == 0 {
 			return nil
 		}
 		slices.Sort(uids)
-		// A search result can be huge after a campaign; look at a bounded
+		// A search result can be huge after a campaign: work a bounded
 		// slice of it, then search again.
-		const maxRound = 5000
-		if len(uids) > maxRound {
-			uids = uids[:maxRound]
-		}
-		if err := s.processUIDs(ctx, uids); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// processUIDs fetches the sizes of uids, then works them in batches
-// bounded by count and bytes.
-func (s *session) processUIDs(ctx context.Context, uids []imap.UID) error {
-	cfg := &s.w.cfg
-	for len(uids) > 0 && ctx.Err() == nil {
-		n := min(len(uids), cfg.BatchSize)
-		heads, err := s.fetchHeads(uids[:n])
-		if err != nil {
-			return err
-		}
-		// Cut at the byte budget; over-size messages weigh nothing as
-		// their bodies are not kept.
-		total, cut := 0, len(heads)
-		for i, h := range heads {
-			if h.size > cfg.MaxMessageSize {
+		uids = uids[:min(len(uids), 5000)]
+		for len(uids) > 0 && ctx.Err() == nil {
+			n := min(len(uids), cfg.BatchSize)
+			heads, err := s.fetchHeads(uids[:n], cursor)
+			if err != nil {
+				return err
+			}
+			heads = cutBatch(heads, cfg.BatchBytes, cfg.MaxMessageSize)
+			if len(heads) == 0 { // all expunged meanwhile
+				cursor = uids[n-1]
+				uids = uids[n:]
 				continue
 			}
-			if total+h.size > cfg.BatchBytes && i > 0 {
-				cut = i
-				break
+			last := heads[len(heads)-1].uid
+			if !s.guard.begin() {
+				return ctx.Err()
 			}
-			total += h.size
+			msgs, err := s.fetchAndClassify(heads)
+			if err != nil {
+				s.guard.end()
+				return err
+			}
+			select {
+			case out <- &batch{heads: heads, msgs: msgs}:
+			case <-ctx.Done():
+				s.guard.end()
+				return ctx.Err()
+			}
+			cursor = last
+			i, _ := slices.BinarySearch(uids, last)
+			uids = uids[i+1:]
 		}
-		heads = heads[:cut]
-		if len(heads) == 0 { // every UID vanished (expunged meanwhile)
-			s.lastUID = uids[n-1]
-			uids = uids[n:]
+	}
+	return ctx.Err()
+}
+
+// cutBatch keeps the longest prefix of heads within the byte budget (at
+// least one). Over-size messages weigh nothing: their bodies are not kept.
+func cutBatch(heads []head, budget, maxSize int) []head {
+	total := 0
+	for i, h := range heads {
+		if h.size > maxSize {
 			continue
 		}
-		last := heads[len(heads)-1].uid
-		if err := s.processBatch(ctx, heads); err != nil {
-			return err
+		if total+h.size > budget && i > 0 {
+			return heads[:i]
 		}
-		i, _ := slices.BinarySearch(uids, last)
-		uids = uids[i+1:]
+		total += h.size
 	}
-	return nil
+	return heads
 }
 
 // head is what is known of a message before its body is fetched.
@@ -334,7 +374,8 @@ type head struct {
 	date time.Time
 }
 
-func (s *session) fetchHeads(uids []imap.UID) ([]head, error) {
+// fetchHeads fetches the size and arrival time of uids above cursor.
+func (s *session) fetchHeads(uids []imap.UID, cursor imap.UID) ([]head, error) {
 	var bufs []*imapclient.FetchMessageBuffer
 	opts := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}
 	err := s.do("fetch sizes", func() (err error) {
@@ -346,7 +387,7 @@ func (s *session) fetchHeads(uids []imap.UID) ([]head, error) {
 	}
 	heads := make([]head, 0, len(bufs))
 	for _, b := range bufs {
-		if b.UID > s.lastUID {
+		if b.UID > cursor {
 			heads = append(heads, head{uid: b.UID, size: int(b.RFC822Size), date: b.InternalDate})
 		}
 	}
