@@ -47,7 +47,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatal("the classifier finds no bounce in the corpus")
 	}
 	start := time.Now()
-	const conns = 4
+	const conns = 1
 	var wg sync.WaitGroup
 	for k := range conns {
 		wg.Add(1)

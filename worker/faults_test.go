@@ -305,3 +305,37 @@ func TestFaultDeadConnection(t *testing.T) {
 	waitFolders(t, c, "INBOX", e, 20*time.Second)
 	checkStored(t, dbURL, n.URL(), e)
 }
+
+// SIGTERM (ctx cancelled) while batches run: the batch under way finishes
+// or is abandoned, and nothing is moved out of the mailbox without being
+// committed. A restart then finishes the work.
+func TestShutdownMidBatch(t *testing.T) {
+	m := wt.StartMemIMAP(t, nil)
+	n := wt.StartNATS(t)
+	dbURL := wt.NewDatabase(t)
+	msgs := memCorpus(t)
+	c := wt.IMAPClient(t, m.Addr(), m.User, m.Password)
+	wt.AppendRaw(t, c, "INBOX", raws(msgs)...)
+	cfg := testConfig(t, dbURL, n.URL(), m.URL("INBOX"))
+	cfg.BatchSize = 10
+	w := startWorker(t, cfg)
+	waitProcessed(t, w, 40)
+	w.stop()
+	stored := readDB(t, dbURL).messages
+	moved := 0
+	for _, f := range []string{"Processed", "Quarantine"} {
+		for _, fm := range wt.ListFolder(t, c, f) {
+			moved++
+			if stored[fm.Sum] == 0 {
+				t.Errorf("message %x was moved to %s without being committed", fm.Sum[:6], f)
+			}
+		}
+	}
+	if moved == 0 || moved == len(msgs) {
+		t.Logf("stopped with %d of %d moved: not mid-drain", moved, len(msgs))
+	}
+	startWorker(t, testConfig(t, dbURL, n.URL(), m.URL("INBOX")))
+	e := expect(msgs, 1)
+	waitFolders(t, c, "INBOX", e, 30*time.Second)
+	checkStored(t, dbURL, n.URL(), e)
+}
