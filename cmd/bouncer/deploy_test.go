@@ -117,14 +117,6 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("%s: restart %q, want unless-stopped", name, s.Restart)
 		}
 		hc := s.HealthCheck
-		if name == "bouncer" && hc == nil {
-			// The image is distroless (no shell, no wget) and bouncer has
-			// no probe subcommand. When one lands, it must be used.
-			if _, ok := commands["healthcheck"]; ok {
-				t.Errorf("bouncer: no healthcheck, but `bouncer healthcheck` exists now: use it")
-			}
-			continue
-		}
 		if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
 			t.Errorf("%s: healthcheck %+v, want a test with interval, timeout and retries", name, hc)
 			continue
@@ -575,7 +567,7 @@ func TestBouncerDockerfile(t *testing.T) {
 			stages = append(stages, i)
 		}
 		switch in.cmd {
-		case "FROM", "ARG", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "LABEL":
+		case "FROM", "ARG", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "LABEL", "HEALTHCHECK":
 		default:
 			t.Errorf("deploy/Dockerfile:%d: unexpected instruction %s", in.line, in.cmd)
 		}
@@ -614,6 +606,13 @@ func TestBouncerDockerfile(t *testing.T) {
 	}
 	if args, ok := jsonArgs(got["CMD"]); !ok || !slices.Equal(args, []string{"run"}) {
 		t.Errorf("CMD %s, want [\"run\"]", got["CMD"])
+	}
+	// No shell in the image: the binary probes itself.
+	hc, probe, _ := strings.Cut(got["HEALTHCHECK"], "CMD ")
+	if args, ok := jsonArgs(probe); !ok || len(args) < 2 || args[0] != "/bouncer" || args[1] != "healthcheck" || !strings.Contains(hc, "--interval=") {
+		t.Errorf("HEALTHCHECK %q, want an interval and CMD [\"/bouncer\", \"healthcheck\"]", got["HEALTHCHECK"])
+	} else if _, ok := commands[args[1]]; !ok {
+		t.Errorf("HEALTHCHECK runs `bouncer %s`, which does not exist", args[1])
 	}
 	if got["COPY"] != "--from=build /out/bouncer /bouncer" || !strings.Contains(build, "-o /out/bouncer") {
 		t.Errorf("final stage COPY %q and build %q: want the built /out/bouncer copied to /bouncer", got["COPY"], build)
