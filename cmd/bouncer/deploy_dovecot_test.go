@@ -13,14 +13,26 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bouncer-mail/bouncer/store/storetest"
+	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
 // stagingDovecot is a running Dovecot of the staging configuration.
@@ -78,18 +90,22 @@ func startStagingDovecot(t *testing.T) *stagingDovecot {
 		}
 	}
 	d := &stagingDovecot{dir: dir, imapPort: freePort(t), imapsPort: freePort(t),
-		caFile:    filepath.Join(dir, "ca/cert.pem"),
-		passwords: map[string]string{"bounces": "bounce-Secret-1", "test": "test-Secret-2"}}
-	for _, sub := range []string{"etc", "secrets", "run", "state"} {
+		caFile: filepath.Join(dir, "ca/cert.pem"), passwords: map[string]string{}}
+	for _, sub := range []string{"etc", "run", "state"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The secrets, as the operator makes them.
+	if out, err := exec.CommandContext(t.Context(), "sh", repoPath("deploy/gen-secrets"), filepath.Join(dir, "secrets")).CombinedOutput(); err != nil {
+		t.Fatalf("deploy/gen-secrets: %v\n%s", err, out)
+	}
 	for file, user := range map[string]string{"imap_password": "bounces", "imap_test_password": "test"} {
-		// A final newline, as an editor would leave: it is not part of the password.
-		if err := os.WriteFile(filepath.Join(dir, "secrets", file), []byte(d.passwords[user]+"\n"), 0o644); err != nil {
+		b, err := os.ReadFile(filepath.Join(dir, "secrets", file))
+		if err != nil {
 			t.Fatal(err)
 		}
+		d.passwords[user] = string(b)
 	}
 
 	conf, err := os.ReadFile(repoPath("deploy/dovecot/dovecot.conf"))
@@ -247,5 +263,153 @@ func TestStagingDovecot(t *testing.T) {
 		"DOVECOT_USERS_FILE="+filepath.Join(d.dir, "users.other"))
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "password file") {
 		t.Errorf("entrypoint without a password file = %v\n%s\nwant a refusal naming it", err, out)
+	}
+}
+
+// composeEnv returns a getenv of service's environment in
+// docker-compose.yml, each value rewritten by the replacements (the compose
+// network's names and the containers' paths to this machine's). A value
+// that still points into the compose network or a container fails the
+// test: a changed compose file changes this test.
+func composeEnv(t *testing.T, s types.ServiceConfig, repl [][2]string) func(string) string {
+	t.Helper()
+	vars := map[string]string{}
+	for k, v := range s.Environment {
+		if v == nil {
+			continue
+		}
+		val := *v
+		for _, r := range repl {
+			val = strings.ReplaceAll(val, r[0], r[1])
+		}
+		if regexp.MustCompile(`^/run/|=/run/|@(dovecot|postgres)[:/]|//nats:|^0\.0\.0\.0:`).MatchString(val) {
+			t.Fatalf("%s: %s=%q still points into the compose stack: update this test", s.Name, k, val)
+		}
+		vars[k] = val
+	}
+	return func(k string) string { return vars[k] }
+}
+
+// TestStagingPipeline runs the compose stack's one-shot and long-running
+// bouncer services (migrate, seeder, bouncer) as the compose file
+// configures them, with its environment and secrets, against the staging
+// Dovecot (its image's entrypoint and config), Postgres and an embedded
+// NATS JetStream on loopback: everything but Docker itself.
+func TestStagingPipeline(t *testing.T) {
+	t.Parallel()
+	d := startStagingDovecot(t)
+	n := wt.StartNATS(t)
+	dbURL, err := url.Parse(storetest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := loadCompose(t, nil)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	compose, _ := url.Parse(envOf(p.Services["bouncer"], "DATABASE_URL"))
+	repl := [][2]string{
+		{"/run/secrets/", filepath.Join(d.dir, "secrets") + "/"},
+		{"/run/imap-ca/", filepath.Join(d.dir, "ca") + "/"},
+		{"@dovecot:993/", fmt.Sprintf("@127.0.0.1:%d/", d.imapsPort)},
+		// The database's user, host and name; its parameters (passfile=)
+		// stay. The local server trusts its users; the pgpass file is read
+		// all the same.
+		{compose.Scheme + "://" + compose.User.String() + "@" + compose.Host + compose.Path,
+			dbURL.Scheme + "://" + dbURL.User.String() + "@" + dbURL.Host + dbURL.Path},
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	// migrate, then the seeder, then the worker, as depends_on orders them.
+	var out, errOut syncBuffer
+	migrateEnv := composeEnv(t, p.Services["migrate"], repl)
+	if err := run(ctx, &env{stdout: &out, stderr: &errOut, getenv: migrateEnv}, p.Services["migrate"].Command); err != nil {
+		t.Fatalf("migrate service (bouncer %v) = %v\n%s", p.Services["migrate"].Command, err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "applied") {
+		t.Errorf("migrate service said %q, want the migrations applied", out.String())
+	}
+
+	seeder := p.Services["seeder"]
+	seedDir := repoPath("classify/testdata")
+	args := slices.Clone(seeder.Command)
+	for i, a := range args {
+		for _, r := range repl {
+			a = strings.ReplaceAll(a, r[0], r[1])
+		}
+		if a == mountTarget(seeder, "classify/testdata") {
+			a = seedDir
+		}
+		args[i] = a
+	}
+	files, _ := filepath.Glob(filepath.Join(seedDir, "*.eml"))
+	out = syncBuffer{}
+	if err := run(ctx, &env{stdout: &out, stderr: &errOut, getenv: composeEnv(t, seeder, repl)}, args); err != nil {
+		t.Fatalf("seeder service (bouncer %v) = %v\n%s", args, err, errOut.String())
+	}
+	if want := fmt.Sprintf("appended %d message(s)", len(files)); !strings.Contains(out.String(), want) {
+		t.Errorf("seeder service said %q, want %q", out.String(), want)
+	}
+
+	b := p.Services["bouncer"]
+	benv := composeEnv(t, b, append(repl,
+		[2]string{"nats://nats:4222", n.URL()},
+		[2]string{envOf(b, "BOUNCER_HTTP_ADDR"), httpAddr}))
+	var runErr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: io.Discard, stderr: &runErr, getenv: benv}, b.Command)
+	}()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + httpAddr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	msgCount := regexp.MustCompile(`(?m)^bouncer_messages_total\{kind="[a-z_]+"\} (\d+)$`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("bouncer service (bouncer %v) exited: %v\n%s", b.Command, err, runErr.String())
+		case <-time.After(200 * time.Millisecond):
+		}
+		code, _ := get("/readyz")
+		_, metrics := get("/metrics")
+		sum := 0
+		for _, m := range msgCount.FindAllStringSubmatch(metrics, -1) {
+			k, _ := strconv.Atoi(m[1])
+			sum += k
+		}
+		if code == 200 && sum == len(files) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 60 s: /readyz %d, %d of %d seeded messages committed\n%s", code, sum, len(files), runErr.String())
+		}
+	}
+	// The dashboards have data: the rows are in the database.
+	conn, err := pgx.Connect(ctx, dbURL.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var msgs, bounces int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM source_messages), (SELECT count(*) FROM bounces)`).Scan(&msgs, &bounces); err != nil || msgs != len(files) || bounces == 0 {
+		t.Errorf("database: %d messages, %d bounces (%v); want %d messages and bounces", msgs, bounces, err, len(files))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("bouncer service after its stop = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("bouncer run did not stop within 20 s")
+	}
+	if strings.Contains(runErr.String(), `"level":"ERROR"`) {
+		t.Errorf("the bouncer service logged errors:\n%s", runErr.String())
 	}
 }

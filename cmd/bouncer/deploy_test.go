@@ -25,6 +25,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
+	"github.com/bouncer-mail/bouncer/worker"
 )
 
 // repoPath returns the path of a repository file from this package's
@@ -116,14 +117,6 @@ func TestComposeServices(t *testing.T) {
 			t.Errorf("%s: restart %q, want unless-stopped", name, s.Restart)
 		}
 		hc := s.HealthCheck
-		if name == "bouncer" && hc == nil {
-			// The image is distroless (no shell, no wget) and bouncer has
-			// no probe subcommand. When one lands, it must be used.
-			if _, ok := commands["healthcheck"]; ok {
-				t.Errorf("bouncer: no healthcheck, but `bouncer healthcheck` exists now: use it")
-			}
-			continue
-		}
 		if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
 			t.Errorf("%s: healthcheck %+v, want a test with interval, timeout and retries", name, hc)
 			continue
@@ -228,7 +221,7 @@ func TestComposeBuilds(t *testing.T) {
 			t.Errorf("%s: no command", name)
 			continue
 		}
-		if _, ok := commands[s.Command[0]]; !ok && s.Command[0] != "run" && s.Command[0] != "inject" {
+		if _, ok := commands[s.Command[0]]; !ok {
 			t.Errorf("%s: command `bouncer %s` does not exist", name, s.Command[0])
 		}
 	}
@@ -399,30 +392,13 @@ func TestComposeNoSecretLiterals(t *testing.T) {
 	}
 }
 
-// bouncerRunEnv lists the variables `bouncer run` reads.
-//
-// A copy of worker.EnvNames() from the worker branch, until the worker
-// lands on main; then this becomes worker.EnvNames().
-func bouncerRunEnv() []string {
-	return []string{
-		"DATABASE_URL", "NATS_URL", "BOUNCER_IMAP_URL", "BOUNCER_IMAP_PASSWORD",
-		"BOUNCER_IMAP_PASSWORD_FILE", "BOUNCER_IMAP_AUTH", "BOUNCER_IMAP_TOKEN_FILE",
-		"BOUNCER_IMAP_TOKEN_COMMAND", "BOUNCER_IMAP_CA_FILE", "BOUNCER_CONFIG", "BOUNCER_HTTP_ADDR",
-		"BOUNCER_HTTP_TOKEN", "BOUNCER_HTTP_TOKEN_FILE",
-		"BOUNCER_BATCH_SIZE", "BOUNCER_BATCH_BYTES", "BOUNCER_MAX_MESSAGE_SIZE", "BOUNCER_POLL_INTERVAL",
-		"BOUNCER_IDLE_REFRESH", "BOUNCER_IMAP_TIMEOUT", "BOUNCER_LEASE_TTL", "BOUNCER_OWNER",
-		"BOUNCER_BACKOFF_MAX", "BOUNCER_STREAM_REPLICAS", "BOUNCER_STREAM_RETENTION",
-		"BOUNCER_STREAM_MAX_AGE", "BOUNCER_LOG_LEVEL",
-	}
-}
-
 // TestComposeBouncerEnvironment checks the bouncer, migrate and seeder
-// services' environment against what the binary reads, and the IMAP, NATS
+// services' environment against what the binary reads (worker.EnvVars), and the IMAP, NATS
 // and HTTP settings against the services they point at.
 func TestComposeBouncerEnvironment(t *testing.T) {
 	t.Parallel()
 	p := loadCompose(t, nil)
-	known := bouncerRunEnv()
+	known := worker.EnvNames()
 	for _, name := range []string{"bouncer", "migrate", "seeder"} {
 		for k := range p.Services[name].Environment {
 			if !slices.Contains(known, k) {
@@ -591,7 +567,7 @@ func TestBouncerDockerfile(t *testing.T) {
 			stages = append(stages, i)
 		}
 		switch in.cmd {
-		case "FROM", "ARG", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "LABEL":
+		case "FROM", "ARG", "WORKDIR", "COPY", "RUN", "USER", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "LABEL", "HEALTHCHECK":
 		default:
 			t.Errorf("deploy/Dockerfile:%d: unexpected instruction %s", in.line, in.cmd)
 		}
@@ -630,6 +606,13 @@ func TestBouncerDockerfile(t *testing.T) {
 	}
 	if args, ok := jsonArgs(got["CMD"]); !ok || !slices.Equal(args, []string{"run"}) {
 		t.Errorf("CMD %s, want [\"run\"]", got["CMD"])
+	}
+	// No shell in the image: the binary probes itself.
+	hc, probe, _ := strings.Cut(got["HEALTHCHECK"], "CMD ")
+	if args, ok := jsonArgs(probe); !ok || len(args) < 2 || args[0] != "/bouncer" || args[1] != "healthcheck" || !strings.Contains(hc, "--interval=") {
+		t.Errorf("HEALTHCHECK %q, want an interval and CMD [\"/bouncer\", \"healthcheck\"]", got["HEALTHCHECK"])
+	} else if _, ok := commands[args[1]]; !ok {
+		t.Errorf("HEALTHCHECK runs `bouncer %s`, which does not exist", args[1])
 	}
 	if got["COPY"] != "--from=build /out/bouncer /bouncer" || !strings.Contains(build, "-o /out/bouncer") {
 		t.Errorf("final stage COPY %q and build %q: want the built /out/bouncer copied to /bouncer", got["COPY"], build)

@@ -31,8 +31,9 @@ type command struct {
 
 // commands is filled in by the files that define each subcommand.
 var commands = map[string]command{
-	"parse": {"classify messages offline (FILE|DIR|- ...)", runParse},
-	"serve": {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
+	"parse":       {"classify messages offline (FILE|DIR|- ...)", runParse},
+	"serve":       {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
+	"healthcheck": {"probe a health URL, exit 0 on 2xx (for images without a shell)", runHealthcheck},
 
 	// The store's commands (issue 3).
 	"migrate":      {"create the database if missing and apply the schema (up|status)", runMigrate},
