@@ -34,9 +34,13 @@ type batch struct {
 func (s *session) commit(ctx context.Context, b *batch) error {
 	bctx := context.WithoutCancel(ctx)
 	heads, msgs := b.heads, b.msgs
-	sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-	res, err := s.w.db.SaveBatch(sctx, msgs)
-	cancel()
+	var res store.SaveResult
+	var err error
+	if len(msgs) > 0 { // none when all were expunged since the size fetch
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		res, err = s.w.db.SaveBatch(sctx, msgs)
+		cancel()
+	}
 	if err != nil {
 		return fmt.Errorf("save batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
 	}

@@ -72,7 +72,9 @@ type relay struct {
 // run relays until ctx ends. NATS or Postgres being away only delays it.
 func (r *relay) run(ctx context.Context) error {
 	const lease = "outbox"
-	bo := r.w.newBackoff()
+	// NATS coming back should be noticed soon: the relay's backoff is
+	// capped lower than the IMAP sessions'.
+	bo := &backoff{min: r.w.cfg.BackoffMin, max: min(r.w.cfg.BackoffMax, 5*time.Second)}
 	streamReady := false
 	held := false
 	defer func() {
