@@ -43,11 +43,33 @@ type BounceRow struct {
 	MessageID   string // the bounce's own Message-ID
 }
 
-const addressBouncesSQL = `
-SELECT b.id, b.address, b.address_raw, b.domain, b.original_recipient, b.kind, b.action, b.command, b.status,
+// bounceRowCols are the columns scanBounceRow reads, aliases b (bounces)
+// and m (source_messages).
+const bounceRowCols = `b.id, b.address, b.address_raw, b.domain, b.original_recipient, b.kind, b.action, b.command, b.status,
     b.smtp_code, b.diagnostic, b.remote_mta, b.last_attempt, b.category, b.severity, b.suppress,
     b.rule, b.original_source, b.original_message_id, b.list_id, b.campaign_id,
-    b.original_auto_reply, b.occurred_at, m.mailbox, m.uid_validity, m.uid, m.message_id
+    b.original_auto_reply, b.occurred_at, m.mailbox, m.uid_validity, m.uid, m.message_id`
+
+func scanBounceRow(rows pgx.CollectableRow) (BounceRow, error) {
+	var r BounceRow
+	var last *time.Time
+	var v, u int64
+	if err := rows.Scan(&r.ID, &r.Address, &r.AddressRaw, &r.Domain, &r.OriginalRecipient,
+		&r.Kind, &r.Action, &r.Command, &r.Status, &r.SMTPCode, &r.Diagnostic, &r.RemoteMTA, &last,
+		&r.Category, &r.Severity, &r.Suppress, &r.Rule, &r.OriginalSource,
+		&r.OriginalMessageID, &r.ListID, &r.CampaignID, &r.OriginalAutoReply, &r.OccurredAt,
+		&r.Mailbox, &v, &u, &r.MessageID); err != nil {
+		return r, err
+	}
+	if last != nil {
+		r.LastAttempt = *last
+	}
+	r.UIDValidity, r.UID = uint32(v), uint32(u)
+	return r, nil
+}
+
+const addressBouncesSQL = `
+SELECT ` + bounceRowCols + `
 FROM bounces b
 JOIN source_messages m ON m.id = b.source_id
 WHERE b.address = $1
@@ -77,24 +99,9 @@ func (db *DB) AddressHistory(ctx context.Context, address string, limit int) ([]
 	var sups []Suppression
 	b := &pgx.Batch{}
 	b.Queue(addressBouncesSQL, addr, limit).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var r BounceRow
-			var last *time.Time
-			var v, u int64
-			if err := rows.Scan(&r.ID, &r.Address, &r.AddressRaw, &r.Domain, &r.OriginalRecipient,
-				&r.Kind, &r.Action, &r.Command, &r.Status, &r.SMTPCode, &r.Diagnostic, &r.RemoteMTA, &last,
-				&r.Category, &r.Severity, &r.Suppress, &r.Rule, &r.OriginalSource,
-				&r.OriginalMessageID, &r.ListID, &r.CampaignID, &r.OriginalAutoReply, &r.OccurredAt,
-				&r.Mailbox, &v, &u, &r.MessageID); err != nil {
-				return err
-			}
-			if last != nil {
-				r.LastAttempt = *last
-			}
-			r.UIDValidity, r.UID = uint32(v), uint32(u)
-			bounces = append(bounces, r)
-		}
-		return rows.Err()
+		var err error
+		bounces, err = pgx.CollectRows(rows, scanBounceRow)
+		return err
 	})
 	b.Queue(addressSuppressionsSQL, addr).Query(func(rows pgx.Rows) error {
 		var err error
@@ -188,6 +195,93 @@ func (db *DB) Stats(ctx context.Context, since time.Time, by StatsBy) ([]StatsRo
 	}
 	for i := range out {
 		out[i].Share = float64(out[i].Bounces) / float64(total)
+	}
+	return out, nil
+}
+
+// Recorded is what the store holds for a set of messages (RecordsOf).
+type Recorded struct {
+	// Messages are the messages found, in no particular order; a message
+	// never saved is missing.
+	Messages []RecordedMessage
+	// Bounces are their failed recipients, one row per message and
+	// recipient, in insertion order.
+	Bounces []BounceRow
+	// Suppressions are the records whose evidence is one of Bounces, removed
+	// and expired ones included, oldest first.
+	Suppressions []Suppression
+}
+
+// RecordedMessage is one stored source message.
+type RecordedMessage struct {
+	SHA256      [32]byte
+	Mailbox     string // where it was first read
+	UIDValidity uint32
+	UID         uint32
+	MessageID   string
+	Kind        classify.Kind // "" when it could not be classified
+	ParseError  string
+	ProcessedAt time.Time
+}
+
+const recordedMessagesSQL = `
+SELECT sha256, mailbox, uid_validity, uid, message_id, coalesce(kind, ''), parse_error, processed_at
+FROM source_messages
+WHERE sha256 = ANY($1)`
+
+const recordedBouncesSQL = `
+SELECT ` + bounceRowCols + `
+FROM source_messages m
+JOIN bounces b ON b.source_id = m.id
+WHERE m.sha256 = ANY($1)
+ORDER BY b.id`
+
+const recordedSuppressionsSQL = `
+SELECT ` + suppressionCols + `
+FROM source_messages m
+JOIN bounces b ON b.source_id = m.id
+JOIN suppressions s ON s.bounce_id = b.id
+WHERE m.sha256 = ANY($1)
+ORDER BY s.created_at, s.id`
+
+// RecordsOf returns what the store holds for the messages whose content
+// hashes to sums (Message.SHA256): the messages, their bounce rows and the
+// suppressions those rows are the evidence of. Saving is idempotent, so
+// this is the same whichever process or mailbox read them, and however
+// often: `bouncer demo` reports its sample set with it.
+func (db *DB) RecordsOf(ctx context.Context, sums [][32]byte) (Recorded, error) {
+	keys := make([][]byte, len(sums))
+	for i := range sums {
+		keys[i] = sums[i][:]
+	}
+	var out Recorded
+	b := &pgx.Batch{}
+	b.Queue(recordedMessagesSQL, keys).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var m RecordedMessage
+			var sum []byte
+			var v, u int64
+			if err := rows.Scan(&sum, &m.Mailbox, &v, &u, &m.MessageID, &m.Kind, &m.ParseError, &m.ProcessedAt); err != nil {
+				return err
+			}
+			m.SHA256 = [32]byte(sum)
+			m.UIDValidity, m.UID = uint32(v), uint32(u)
+			out.Messages = append(out.Messages, m)
+		}
+		return rows.Err()
+	})
+	b.Queue(recordedBouncesSQL, keys).Query(func(rows pgx.Rows) error {
+		var err error
+		out.Bounces, err = pgx.CollectRows(rows, scanBounceRow)
+		return err
+	})
+	b.Queue(recordedSuppressionsSQL, keys).Query(func(rows pgx.Rows) error {
+		var err error
+		out.Suppressions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Suppression, error) { return scanSuppression(r) })
+		return err
+	})
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return Recorded{}, fmt.Errorf("store: records of %d messages: %w", len(sums), mapErr(err))
 	}
 	return out, nil
 }

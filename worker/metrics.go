@@ -164,6 +164,11 @@ func (b *statusBoard) snapshot() (map[string]status, bool) {
 	return out, ready
 }
 
+// Gatherer returns the worker's Prometheus registry, what /metrics serves.
+// A program embedding the worker may read its counters from it (`bouncer
+// demo` shows its progress with bouncer_messages_total).
+func (w *Worker) Gatherer() prometheus.Gatherer { return w.metrics.reg }
+
 // Routes registers /healthz, /readyz and /metrics on mux. The caller may
 // mount more handlers (the explain page) on the same mux.
 func (w *Worker) Routes(mux *http.ServeMux) {

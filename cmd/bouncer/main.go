@@ -42,6 +42,7 @@ var commands = map[string]command{
 
 	// The worker's commands (issue 4).
 	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},
+	"demo":   {"the whole pipeline on sample bounces, embedded servers and the local Postgres", runDemo},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 }
 
