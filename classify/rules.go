@@ -418,6 +418,12 @@ func decide(r *Recipient, autoReply bool) decision {
 		}
 	}
 	rule += conflict
+	if r.SMTPCode == 521 && (cat == System || cat == Unknown) {
+		// 521: the host does not accept mail at all (RFC 7504), said by the
+		// recipient's own server ("521 5.3.2 System not accepting network
+		// messages"): the domain takes no mail.
+		cat, rule = DomainUnknown, "code:521"+conflict
+	}
 
 	sev := severityOf(cat)
 	switch {
