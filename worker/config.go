@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bouncer-mail/bouncer/store"
 )
 
 // EnvVar documents one environment variable the worker reads.
@@ -47,7 +49,27 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_STREAM_RETENTION", "limits", "retention of the BOUNCES stream: limits, interest or workqueue"},
 	{"BOUNCER_STREAM_MAX_AGE", "0", "drop events older than this from the stream (0 keeps them)"},
 	{"BOUNCER_LOG_LEVEL", "info", "debug, info, warn or error"},
+
+	// The suppression policy (store.PolicyFromEnv).
+	{"BOUNCER_SUPPRESS_SCOPE", string(store.ScopeGlobal), "scope of suppressions from bounces: global, or list (the bounce's List-Id; global when it has none)"},
+	{"BOUNCER_COMPLAINT_SCOPE", string(store.ScopeGlobal), "scope of suppressions from complaints: global or list"},
+	{"BOUNCER_SOFT_THRESHOLD", strconv.Itoa(store.DefaultSoftThreshold), "soft bounces on this many distinct days suppress (0 or off: soft bounces never do)"},
+	{"BOUNCER_SOFT_WINDOW", days(store.DefaultSoftWindow), "the days must fall within this window (15d, 360h)"},
+	{"BOUNCER_SOFT_EXPIRY", days(store.DefaultSoftExpiry), "a soft suppression expires this long after it is made"},
+	{"BOUNCER_SOFT_CATEGORIES", softCategories(), "the categories that count as soft bounces, comma-separated"},
 }
+
+// softCategories is the default of BOUNCER_SOFT_CATEGORIES.
+func softCategories() string {
+	var names []string
+	for _, c := range store.DefaultPolicy().SoftCategories {
+		names = append(names, string(c))
+	}
+	return strings.Join(names, ",")
+}
+
+// days writes a whole number of days as store.ParseDuration reads it.
+func days(d time.Duration) string { return strconv.Itoa(int(d/(24*time.Hour))) + "d" }
 
 // EnvNames returns the names in EnvVars.
 func EnvNames() []string {
