@@ -56,8 +56,8 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 		log:     log,
 		cls:     classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}),
 		metrics: newMetrics(),
-		status:  statusBoard{m: map[string]*status{}},
 	}
+	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
