@@ -106,6 +106,11 @@ func (db *DB) Ping(ctx context.Context) error {
 // Policy returns the suppression policy in force, defaults filled in.
 func (db *DB) Policy() Policy { return db.policy }
 
+// Now returns the store's clock (Options.Now) in UTC: the time it stamps
+// on what it writes, so a caller computing a cut-off for PruneOutbox uses
+// the same clock.
+func (db *DB) Now() time.Time { return db.clock() }
+
 // clock returns the store's now in UTC, at the database's precision.
 func (db *DB) clock() time.Time { return db.now().UTC().Truncate(time.Microsecond) }
 

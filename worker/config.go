@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bouncer-mail/bouncer/store"
 )
 
 // EnvVar documents one environment variable the worker reads.
@@ -46,8 +48,29 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_STREAM_REPLICAS", "1", "replicas of the BOUNCES stream"},
 	{"BOUNCER_STREAM_RETENTION", "limits", "retention of the BOUNCES stream: limits, interest or workqueue"},
 	{"BOUNCER_STREAM_MAX_AGE", "0", "drop events older than this from the stream (0 keeps them)"},
+	{"BOUNCER_OUTBOX_RETENTION", days(DefaultOutboxRetention), "published events are deleted from the outbox after this (7d, 36h; 0 keeps them)"},
 	{"BOUNCER_LOG_LEVEL", "info", "debug, info, warn or error"},
+
+	// The suppression policy (store.PolicyFromEnv).
+	{"BOUNCER_SUPPRESS_SCOPE", string(store.ScopeGlobal), "scope of suppressions from bounces: global, or list (the bounce's List-Id; global when it has none)"},
+	{"BOUNCER_COMPLAINT_SCOPE", string(store.ScopeGlobal), "scope of suppressions from complaints: global or list"},
+	{"BOUNCER_SOFT_THRESHOLD", strconv.Itoa(store.DefaultSoftThreshold), "soft bounces on this many distinct days suppress (0 or off: soft bounces never do)"},
+	{"BOUNCER_SOFT_WINDOW", days(store.DefaultSoftWindow), "the days must fall within this window (15d, 360h)"},
+	{"BOUNCER_SOFT_EXPIRY", days(store.DefaultSoftExpiry), "a soft suppression expires this long after it is made"},
+	{"BOUNCER_SOFT_CATEGORIES", softCategories(), "the categories that count as soft bounces, comma-separated"},
 }
+
+// softCategories is the default of BOUNCER_SOFT_CATEGORIES.
+func softCategories() string {
+	var names []string
+	for _, c := range store.DefaultPolicy().SoftCategories {
+		names = append(names, string(c))
+	}
+	return strings.Join(names, ",")
+}
+
+// days writes a whole number of days as store.ParseDuration reads it.
+func days(d time.Duration) string { return strconv.Itoa(int(d/(24*time.Hour))) + "d" }
 
 // EnvNames returns the names in EnvVars.
 func EnvNames() []string {
@@ -71,6 +94,12 @@ const (
 	DefaultIMAPTimeout    = 25 * time.Second
 	DefaultLeaseTTL       = 20 * time.Second
 	DefaultBackoffMax     = 60 * time.Second
+	// DefaultOutboxRetention is how long published events stay in the
+	// outbox (a delivery log; the rows they describe stay for good).
+	DefaultOutboxRetention = 7 * 24 * time.Hour
+	// maintenanceInterval is how often the worker expires suppressions
+	// and prunes the outbox (and once at start).
+	maintenanceInterval = time.Hour
 )
 
 // Config is everything `bouncer run` is told. Fill it with DefaultConfig,
@@ -107,6 +136,10 @@ type Config struct {
 
 	Stream StreamConfig
 
+	// OutboxRetention is how long published events stay in the outbox; 0
+	// keeps them.
+	OutboxRetention time.Duration
+
 	LogLevel string
 
 	// Mailboxes is filled by Validate from IMAPURLs and ConfigFile.
@@ -114,6 +147,8 @@ type Config struct {
 
 	// noIdle makes the worker poll even when the server has IDLE (tests).
 	noIdle bool
+	// maintenanceEvery overrides maintenanceInterval (tests).
+	maintenanceEvery time.Duration
 }
 
 // StreamConfig is how the BOUNCES stream is created or updated at start.
@@ -126,20 +161,21 @@ type StreamConfig struct {
 // DefaultConfig returns the defaults of EnvVars.
 func DefaultConfig() Config {
 	return Config{
-		DatabaseURL:    DefaultDatabaseURL,
-		NATSURL:        DefaultNATSURL,
-		HTTPAddr:       DefaultHTTPAddr,
-		BatchSize:      DefaultBatchSize,
-		BatchBytes:     DefaultBatchBytes,
-		MaxMessageSize: DefaultMaxMessageSize,
-		PollInterval:   DefaultPollInterval,
-		IdleRefresh:    DefaultIdleRefresh,
-		IMAPTimeout:    DefaultIMAPTimeout,
-		LeaseTTL:       DefaultLeaseTTL,
-		BackoffMin:     time.Second,
-		BackoffMax:     DefaultBackoffMax,
-		Stream:         StreamConfig{Replicas: 1, Retention: "limits"},
-		LogLevel:       "info",
+		DatabaseURL:     DefaultDatabaseURL,
+		NATSURL:         DefaultNATSURL,
+		HTTPAddr:        DefaultHTTPAddr,
+		BatchSize:       DefaultBatchSize,
+		BatchBytes:      DefaultBatchBytes,
+		MaxMessageSize:  DefaultMaxMessageSize,
+		PollInterval:    DefaultPollInterval,
+		IdleRefresh:     DefaultIdleRefresh,
+		IMAPTimeout:     DefaultIMAPTimeout,
+		LeaseTTL:        DefaultLeaseTTL,
+		BackoffMin:      time.Second,
+		BackoffMax:      DefaultBackoffMax,
+		Stream:          StreamConfig{Replicas: 1, Retention: "limits"},
+		OutboxRetention: DefaultOutboxRetention,
+		LogLevel:        "info",
 	}
 }
 
@@ -196,6 +232,14 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	num("BOUNCER_STREAM_REPLICAS", &c.Stream.Replicas)
 	str("BOUNCER_STREAM_RETENTION", &c.Stream.Retention)
 	dur("BOUNCER_STREAM_MAX_AGE", &c.Stream.MaxAge)
+	if v := getenv("BOUNCER_OUTBOX_RETENTION"); v != "" {
+		d, err := store.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("BOUNCER_OUTBOX_RETENTION=%q: not a duration (7d, 36h)", v))
+		} else {
+			c.OutboxRetention = d
+		}
+	}
 	str("BOUNCER_LOG_LEVEL", &c.LogLevel)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("worker: config: %w", err)
@@ -276,6 +320,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BackoffMin > c.BackoffMax {
 		c.BackoffMin = c.BackoffMax
+	}
+	if c.OutboxRetention < 0 {
+		bad("outbox retention %v: must not be negative", c.OutboxRetention)
 	}
 	switch c.Stream.Retention {
 	case "limits", "interest", "workqueue":

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bouncer-mail/bouncer/store"
 )
 
 func TestParseMailboxURL(t *testing.T) {
@@ -125,6 +128,8 @@ func TestEnvVarsComplete(t *testing.T) {
 	read := map[string]bool{}
 	cfg := DefaultConfig()
 	cfg.FromEnv(func(k string) string { read[k] = true; return "" })
+	// bouncer run reads the suppression policy with the store's function.
+	store.PolicyFromEnv(func(k string) string { read[k] = true; return "" })
 	// The explain page's variables are read by its own package.
 	external := map[string]bool{"BOUNCER_HTTP_TOKEN": true, "BOUNCER_HTTP_TOKEN_FILE": true}
 	for _, v := range EnvVars {
@@ -135,6 +140,29 @@ func TestEnvVarsComplete(t *testing.T) {
 	}
 	for k := range read {
 		t.Errorf("FromEnv reads %s, which EnvVars does not list", k)
+	}
+}
+
+// The policy defaults EnvVars documents are the store's.
+func TestEnvVarsPolicyDefaults(t *testing.T) {
+	defaults := map[string]string{}
+	for _, v := range EnvVars {
+		defaults[v.Name] = v.Default
+	}
+	got, err := store.PolicyFromEnv(func(k string) string {
+		if strings.HasPrefix(k, "BOUNCER_SOFT_") || strings.HasSuffix(k, "_SCOPE") {
+			if defaults[k] == "" {
+				t.Errorf("EnvVars has no default for %s", k)
+			}
+			return defaults[k]
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("PolicyFromEnv(EnvVars defaults) = %v", err)
+	}
+	if want := store.DefaultPolicy(); !reflect.DeepEqual(got, want) {
+		t.Errorf("PolicyFromEnv(EnvVars defaults) = %+v, want the store's defaults %+v", got, want)
 	}
 }
 

@@ -29,6 +29,7 @@ type metrics struct {
 	eventsPublished prometheus.Counter
 	reconnects      *prometheus.CounterVec // by mailbox
 	batches         prometheus.Counter
+	mailboxReady    *prometheus.GaugeVec // by mailbox
 }
 
 func newMetrics() *metrics {
@@ -75,9 +76,13 @@ func newMetrics() *metrics {
 			Name: "bouncer_batches_total",
 			Help: "Batches committed.",
 		}),
+		mailboxReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bouncer_mailbox_ready",
+			Help: "1 while the mailbox is worked (catching up or idle) or another worker holds it (standby), as /readyz says; 0 while starting, connecting or backing off, or stopped.",
+		}, []string{"mailbox"}),
 	}
 	m.reg.MustRegister(m.messages, m.recipients, m.suppressions, m.duplicates, m.commitLatency,
-		m.outboxPending, m.outboxOldest, m.eventsPublished, m.reconnects, m.batches,
+		m.outboxPending, m.outboxOldest, m.eventsPublished, m.reconnects, m.batches, m.mailboxReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -116,10 +121,22 @@ type status struct {
 	Processed int64     `json:"processed"`
 }
 
-// statusBoard holds each mailbox's status for /readyz.
+// statusBoard holds each mailbox's status for /readyz, and mirrors its
+// readiness in the bouncer_mailbox_ready gauge.
 type statusBoard struct {
-	mu sync.Mutex
-	m  map[string]*status
+	mu    sync.Mutex
+	m     map[string]*status
+	ready *prometheus.GaugeVec // by mailbox; may be nil
+}
+
+// readyState reports whether a mailbox in state counts as ready: worked,
+// or in another worker's hands.
+func readyState(state string) bool {
+	switch state {
+	case stateIdle, stateCatchingUp, stateStandby:
+		return true
+	}
+	return false
 }
 
 func (b *statusBoard) set(key, state string, err error) {
@@ -132,6 +149,13 @@ func (b *statusBoard) set(key, state string, err error) {
 	}
 	if s.State != state {
 		s.State, s.Since = state, time.Now()
+		if b.ready != nil {
+			v := 0.0
+			if readyState(state) {
+				v = 1
+			}
+			b.ready.WithLabelValues(key).Set(v)
+		}
 	}
 	if err != nil {
 		s.LastError = err.Error()
@@ -155,9 +179,7 @@ func (b *statusBoard) snapshot() (map[string]status, bool) {
 	ready := true
 	for k, s := range b.m {
 		out[k] = *s
-		switch s.State {
-		case stateIdle, stateCatchingUp, stateStandby:
-		default:
+		if !readyState(s.State) {
 			ready = false
 		}
 	}

@@ -56,8 +56,8 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 		log:     log,
 		cls:     classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}),
 		metrics: newMetrics(),
-		status:  statusBoard{m: map[string]*status{}},
 	}
+	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
@@ -66,8 +66,9 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 	return w, nil
 }
 
-// Run works every mailbox, relays events and answers suppression checks
-// until ctx ends or one of them fails for good. It returns nil after a
+// Run works every mailbox, relays events, answers suppression checks and
+// keeps the store tidy (expired suppressions, old outbox rows) until ctx
+// ends or one of them fails for good. It returns nil after a
 // clean shutdown.
 func (w *Worker) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
@@ -77,6 +78,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return w.relay.run(ctx) })
 	g.Go(func() error { return w.serveSuppressionCheck(ctx) })
+	g.Go(func() error { return w.maintain(ctx) })
 	return g.Wait()
 }
 

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,7 +112,8 @@ func TestNotBounceFolderOversizeAndRoutes(t *testing.T) {
 	code, body = get("/metrics")
 	for _, want := range []string{"bouncer_messages_total{kind=\"quarantined\"} 1", "bouncer_arrival_to_commit_seconds_count",
 		"bouncer_outbox_pending 0", "bouncer_outbox_lag_seconds", "bouncer_imap_reconnects_total", "bouncer_suppressions_total",
-		"bouncer_events_published_total", "process_resident_memory_bytes"} {
+		"bouncer_events_published_total", "process_resident_memory_bytes",
+		fmt.Sprintf("bouncer_mailbox_ready{mailbox=%q} 1", ready.Mailboxes[0].Mailbox)} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET /metrics: no %q", want)
 		}
@@ -123,6 +125,9 @@ func TestNotBounceFolderOversizeAndRoutes(t *testing.T) {
 	w.stop()
 	if code, body := get("/readyz"); code != 503 {
 		t.Errorf("GET /readyz after stop = %d %s, want 503", code, body)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, fmt.Sprintf("bouncer_mailbox_ready{mailbox=%q} 0", ready.Mailboxes[0].Mailbox)) {
+		t.Errorf("GET /metrics after stop: bouncer_mailbox_ready is not 0")
 	}
 }
 

@@ -207,6 +207,7 @@ func TestAlertRules(t *testing.T) {
 		"BouncerDown":               `up{job="bouncer"}`,
 		"BouncerStalled":            "bouncer_imap_reconnects_total",
 		"BouncerIMAPReconnectStorm": "bouncer_imap_reconnects_total",
+		"BouncerMailboxNotReady":    "bouncer_mailbox_ready",
 	} {
 		if !uses(alert, metric) {
 			t.Errorf("alert %s: missing, or does not use %s (expr %q)", alert, metric, alerts[alert])

@@ -26,7 +26,7 @@ func runInject(ctx context.Context, e *env, args []string) error {
 	window := fl.Int("pipeline", 32, "APPENDs in flight at once")
 	fl.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: bouncer inject --imap URL FILE|DIR...")
-		fmt.Fprintln(e.stderr, "APPENDs each message (unread) to the URL's mailbox; directories are walked for *.eml files.")
+		fmt.Fprintln(e.stderr, "APPENDs each message (unread) to the URL's mailbox; directories are walked for *.eml files,\nskipping directories named private and hidden entries (private/ may hold real bounces).")
 		fmt.Fprintln(e.stderr, "The password comes from the URL, $BOUNCER_IMAP_PASSWORD or $BOUNCER_IMAP_PASSWORD_FILE.")
 		fl.PrintDefaults()
 	}
@@ -88,7 +88,10 @@ func isTryCreate(err error) bool {
 }
 
 // injectFiles expands the arguments: files as given, directories walked for
-// *.eml files, in name order.
+// *.eml files, in name order. The walk does not enter directories named
+// "private" or starting with "." (a gitignored private/ may hold real
+// bounces with personal data, next to the shareable ones), nor take
+// hidden files; an argument naming one is taken as given.
 func injectFiles(args []string) ([]string, error) {
 	var out []string
 	for _, arg := range args {
@@ -105,6 +108,12 @@ func injectFiles(args []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
+			if p != arg && skipInWalk(d.Name()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			if d.Type().IsRegular() && strings.EqualFold(filepath.Ext(p), ".eml") {
 				found = append(found, p)
 			}
@@ -117,6 +126,12 @@ func injectFiles(args []string) ([]string, error) {
 		out = append(out, found...)
 	}
 	return out, nil
+}
+
+// skipInWalk reports whether a directory walk passes over name: hidden
+// entries and directories called private.
+func skipInWalk(name string) bool {
+	return strings.HasPrefix(name, ".") || strings.EqualFold(name, "private")
 }
 
 // appendFiles APPENDs files to folder, keeping up to window commands in

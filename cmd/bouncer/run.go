@@ -52,6 +52,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	policy, err := store.PolicyFromEnv(e.getenv)
+	if err != nil {
+		return fmt.Errorf("%w: run: suppression policy: %v", errUsage, err)
+	}
 	// The explain page's token rules first: refuse before any I/O.
 	var token string
 	if cfg.HTTPAddr != "off" {
@@ -65,7 +69,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
-	db, err := openStore(ctx, cfg.DatabaseURL, *migrate, log)
+	db, err := openStore(ctx, cfg.DatabaseURL, *migrate, store.Options{Policy: policy}, log)
 	if err != nil {
 		return err
 	}
@@ -114,7 +118,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	log.Info("bouncer running", "mailboxes", len(cfg.Mailboxes), "owner", cfg.Owner)
+	pol := db.Policy()
+	log.Info("bouncer running", "mailboxes", len(cfg.Mailboxes), "owner", cfg.Owner,
+		"suppress_scope", pol.Scope, "complaint_scope", pol.ComplaintScope, "soft_threshold", pol.SoftThreshold,
+		"soft_window", pol.SoftWindow.String(), "soft_expiry", pol.SoftExpiry.String(), "soft_categories", pol.SoftCategories)
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
@@ -123,7 +130,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 // openStore migrates (when asked) and opens the database, waiting with
 // backoff while Postgres is not up yet (a compose stack starts everything
 // at once).
-func openStore(ctx context.Context, url string, migrate bool, log *slog.Logger) (*store.DB, error) {
+func openStore(ctx context.Context, url string, migrate bool, opts store.Options, log *slog.Logger) (*store.DB, error) {
 	wait := time.Second
 	for {
 		err := func() error {
@@ -135,7 +142,7 @@ func openStore(ctx context.Context, url string, migrate bool, log *slog.Logger) 
 			return nil
 		}()
 		if err == nil {
-			db, oerr := store.Open(ctx, url, store.Options{})
+			db, oerr := store.Open(ctx, url, opts)
 			if oerr == nil {
 				return db, nil
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/store"
 	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
@@ -114,6 +116,84 @@ func TestRunUsage(t *testing.T) {
 		if err := run(context.Background(), e, args); !errors.Is(err, errUsage) {
 			t.Errorf("bouncer %v = %v, want a usage error", args, err)
 		}
+	}
+	// A bad policy setting is refused at start, before any I/O (no
+	// database or server answers on port 1).
+	for k, v := range map[string]string{
+		"BOUNCER_SUPPRESS_SCOPE":  "everyone",
+		"BOUNCER_SOFT_WINDOW":     "a fortnight",
+		"BOUNCER_SOFT_CATEGORIES": "mailbox_full,relay_denied", // never suppresses
+		"BOUNCER_SOFT_THRESHOLD":  "three",
+	} {
+		e := &env{stdout: io.Discard, stderr: io.Discard, getenv: func(name string) string {
+			switch name {
+			case k:
+				return v
+			case "DATABASE_URL":
+				return "postgres://postgres@127.0.0.1:1/x"
+			}
+			return ""
+		}}
+		err := run(context.Background(), e, []string{"run", "--imap", "imap://u:p@127.0.0.1:1/INBOX?tls=none"})
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "policy") {
+			t.Errorf("bouncer run with %s=%q = %v, want a usage error about the policy", k, v, err)
+		}
+	}
+}
+
+// `bouncer run` applies the suppression policy of its environment: with
+// BOUNCER_SUPPRESS_SCOPE=list a dead address is suppressed on the bounce's
+// list only.
+func TestRunPolicyFromEnv(t *testing.T) {
+	m := wt.StartMemIMAP(t, nil)
+	n := wt.StartNATS(t)
+	dbURL := wt.NewDatabase(t)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", wt.FreePort(t))
+	vars := map[string]string{
+		"DATABASE_URL":           dbURL,
+		"NATS_URL":               n.URL(),
+		"BOUNCER_IMAP_URL":       m.URL("INBOX"),
+		"BOUNCER_HTTP_ADDR":      httpAddr,
+		"BOUNCER_LOG_LEVEL":      "warn",
+		"BOUNCER_SUPPRESS_SCOPE": "list",
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "classify", "testdata", "mailbox_unknown-postfix.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt.AppendRaw(t, wt.IMAPClient(t, m.Addr(), m.User, m.Password), "INBOX", raw)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: io.Discard, stderr: &logs, getenv: func(k string) string { return vars[k] }}, []string{"run"})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bouncer run = %v\n%s", err, logs.String())
+		}
+	}()
+	waitUntil(t, 30*time.Second, "the bounce committed", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `bouncer_messages_total{kind="dsn"} 1`)
+	})
+	db, err := store.Open(t.Context(), dbURL, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sups, err := db.ListSuppressions(t.Context(), store.SuppressionFilter{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sups) != 1 || sups[0].Address != "ana@mail.example.net" || sups[0].ListID != "news.lists.example.com" {
+		t.Errorf("suppressions = %+v, want ana@mail.example.net on list news.lists.example.com only", sups)
 	}
 }
 
