@@ -1,6 +1,8 @@
 package classify
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,5 +34,39 @@ func TestAdversarialInputsAreBounded(t *testing.T) {
 		if err == nil {
 			_ = rep.Records()
 		}
+	}
+}
+
+// A large returned message is cut after its header before MIME parsing;
+// the classification is the same as with the whole message.
+func TestLargeReturnedMessage(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "mailbox_unknown-postfix.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	i := strings.Index(s, "Hello from the list.")
+	big := s[:i] + strings.Repeat("A newsletter paragraph that goes on and on.\n", 4000) + s[i:]
+	if len(trimReturned([]byte(big))) >= len(big)/2 {
+		t.Fatalf("trimReturned kept %d of %d bytes", len(trimReturned([]byte(big))), len(big))
+	}
+	a, err := Classify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Classify([]byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, rb := a.Records(), b.Records()
+	if len(ra) != len(rb) || ra[0] != rb[0] {
+		t.Errorf("records differ:\n%+v\n%+v", ra, rb)
+	}
+	// A report whose delivery-status part comes after the returned message
+	// is not cut.
+	late := strings.Replace(big, "Content-Type: message/delivery-status", "Content-Type: message/x-late", 1) +
+		"\n--4F1A2B3C4D.1730538005/mx.lists.example.com\nContent-Type: message/delivery-status\n\nFinal-Recipient: rfc822; x@example.org\nAction: failed\n"
+	if got := trimReturned([]byte(late)); len(got) != len(late) {
+		t.Errorf("trimReturned cut a report with a later delivery-status part")
 	}
 }

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"bytes"
+	"io"
 	"encoding/base64"
 	"net/textproto"
 	"strings"
@@ -264,12 +265,16 @@ func (c *Classifier) readTree(raw []byte) (*mimeTree, error) {
 	if t := singlePart(raw); t != nil {
 		return t, nil
 	}
-	root, err := mimeParser.ReadParts(bytes.NewReader(raw))
+	raw = trimReturned(raw)
+	root, hdr, err := readMultipart(raw)
 	if err != nil {
 		return nil, parseErr(ErrMalformed, "%v", err)
 	}
+	if hdr == nil {
+		hdr = root.Header
+	}
 	t := &mimeTree{
-		header: root.Header,
+		header: hdr,
 		ctype:  strings.ToLower(root.ContentType),
 		params: root.ContentTypeParams,
 	}
@@ -369,6 +374,89 @@ func singlePart(raw []byte) *mimeTree {
 			attach:  strings.HasPrefix(disp, "attachment"),
 		}},
 	}
+}
+
+// readMultipart reads a multipart message with enmime. Bounces carry long
+// headers (Received chains) that enmime's header reader is slow at, so the
+// header is read here and enmime is given only what it needs: the
+// Content-Type, then the body. It returns hdr nil when it let enmime read
+// the header itself (a header it could not read this simply).
+func readMultipart(raw []byte) (*enmime.Part, textproto.MIMEHeader, error) {
+	end := headerEnd(raw)
+	if end > 0 {
+		h, n := headerBlock(bytesToString(raw[:end]))
+		if ct := h.Get("Content-Type"); ct != "" && n >= end-2 {
+			head := "Content-Type: " + ct + "\r\n\r\n"
+			root, err := mimeParser.ReadParts(io.MultiReader(strings.NewReader(head), bytes.NewReader(raw[end:])))
+			if err == nil {
+				return root, h, nil
+			}
+		}
+	}
+	root, err := mimeParser.ReadParts(bytes.NewReader(raw))
+	return root, nil, err
+}
+
+// trimReturned cuts a multipart bounce after the header of the message it
+// returns: classification reads only that header, and the returned body
+// (often the largest part, with its own attachments) would otherwise be
+// copied through the MIME reader for nothing. It cuts only when the
+// returned message is the last part a report has: nothing after it may
+// name a delivery-status, feedback or header part. The cut message lacks
+// its closing boundary, which the MIME reader accepts.
+func trimReturned(raw []byte) []byte {
+	if len(raw) < 32<<10 {
+		return raw // small: the search would cost what it saves
+	}
+	i := indexFoldBytes(raw, "\ncontent-type: message/rfc822")
+	if i < 0 {
+		i = indexFoldBytes(raw, "\ncontent-type: message/global")
+	}
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+1:]
+	// The part's own header, then the returned message's header.
+	h := headerEnd(rest)
+	if h < 0 {
+		return raw
+	}
+	m := headerEnd(rest[h:])
+	if m < 0 {
+		return raw
+	}
+	cut := i + 1 + h + m
+	if len(raw)-cut < 1024 {
+		return raw // not worth it
+	}
+	tail := raw[cut:]
+	for _, t := range []string{"delivery-status", "feedback-report", "rfc822-headers", "global-headers", "disposition-notification"} {
+		if indexFoldBytes(tail, t) >= 0 {
+			return raw
+		}
+	}
+	return raw[:cut]
+}
+
+// headerEnd returns the offset just past the blank line that ends the header
+// block at the start of b, or -1.
+func headerEnd(b []byte) int {
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		line := b[i : i+j]
+		i += j + 1
+		if len(bytes.TrimRight(line, "\r")) == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexFoldBytes(b []byte, sub string) int {
+	return indexFold(bytesToString(b), sub)
 }
 
 // multipartHeader reports whether a header block declares a multipart
