@@ -2,8 +2,8 @@ package classify
 
 import (
 	"bytes"
-	"io"
 	"encoding/base64"
+	"io"
 	"net/textproto"
 	"strings"
 	"unicode/utf8"
