@@ -135,6 +135,21 @@ func TestHostile(t *testing.T) {
 	}
 }
 
+// A CR-only message that a server gave a CRLF or two (go-imap's memserver
+// does) still reads as CR-only.
+func TestMixedBareCR(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "hostile-cr-only.eml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{raw, append(bytes.Clone(raw), "\r\n"...), append([]byte("Return-Path: <>\r\n"), raw...)} {
+		rep, err := Classify(b)
+		if err != nil || rep.Kind != KindDSN || !rep.Recipients[0].Suppress {
+			t.Errorf("Classify(CR-only with %d CRLF) = %+v, %v; want the DSN", bytes.Count(b, []byte("\r\n")), rep, err)
+		}
+	}
+}
+
 // CRLF and LF copies of a message classify alike.
 func TestLineEnds(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("testdata", "mailbox_unknown-postfix.eml"))

@@ -35,13 +35,27 @@ func (c *Classifier) Classify(raw []byte) (*Report, error) {
 	return m.classify(), nil
 }
 
-// fixLineEnds turns CR-only line ends (old Macintosh mail) into LF; CRLF
-// and LF are left to the MIME reader.
+// fixLineEnds turns CR-only line ends (old Macintosh mail) into LF when
+// they are most of the line ends, as when a server added a CRLF or two to
+// such a message; CRLF and LF are left to the MIME reader.
 func fixLineEnds(raw []byte) []byte {
-	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') < 0 {
+	cr := bytes.Count(raw, []byte("\r"))
+	if cr == 0 {
 		return raw
 	}
-	return bytes.ReplaceAll(raw, []byte("\r"), []byte("\n"))
+	lf := bytes.Count(raw, []byte("\n"))
+	crlf := bytes.Count(raw, []byte("\r\n"))
+	if bare := cr - crlf; bare == 0 || bare < lf {
+		return raw
+	}
+	out := make([]byte, len(raw))
+	for i, c := range raw {
+		if c == '\r' && (i+1 == len(raw) || raw[i+1] != '\n') {
+			c = '\n'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 // message is one message being classified.
