@@ -163,6 +163,14 @@ func startBenchWorker(b *testing.B, dbURL, natsURL, imapURL string) *exec.Cmd {
 		"DATABASE_URL="+dbURL, "NATS_URL="+natsURL, "BOUNCER_IMAP_URL="+imapURL,
 		"BOUNCER_OWNER=bench",
 	)
+	// The garbage collector as `bouncer run` sets it (cmd/bouncer's tuneGC),
+	// unless the caller chose.
+	if os.Getenv("GOGC") == "" {
+		cmd.Env = append(cmd.Env, "GOGC=400")
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT=192MiB")
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -36,6 +36,7 @@ const demoDatabase = "bouncer_demo"
 const demoUser = "bounces"
 
 func runDemo(ctx context.Context, e *env, args []string) error {
+	tuneGC(e.getenv)
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fl.SetOutput(e.stderr)
 	fl.Usage = func() {
