@@ -314,3 +314,29 @@ func (w *Worker) observe(msgs []store.Message, res store.SaveResult, committed t
 		}
 	}
 }
+
+// ToCRLF returns b with every bare LF turned into CRLF, as IMAP literals of
+// a message must have (RFC 3501 §4.3). b itself is returned when it has no
+// LF at all.
+func ToCRLF(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\n")) {
+		return b
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) + len(b)/40)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			out.Write(b)
+			break
+		}
+		if i > 0 && b[i-1] == '\r' {
+			out.Write(b[:i+1])
+		} else {
+			out.Write(b[:i])
+			out.WriteString("\r\n")
+		}
+		b = b[i+1:]
+	}
+	return out.Bytes()
+}

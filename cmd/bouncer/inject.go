@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -153,7 +152,7 @@ func appendFiles(c *imapclient.Client, folder string, files []string, window int
 		if err != nil {
 			return done, err
 		}
-		raw = toCRLF(raw)
+		raw = worker.ToCRLF(raw)
 		cmd := c.Append(folder, int64(len(raw)), nil)
 		if _, err := cmd.Write(raw); err != nil {
 			cmd.Close()
@@ -175,29 +174,4 @@ func appendFiles(c *imapclient.Client, folder string, files []string, window int
 		}
 	}
 	return done, nil
-}
-
-// toCRLF turns bare LF line ends into CRLF, as IMAP literals of a message
-// must have (RFC 3501 §4.3).
-func toCRLF(b []byte) []byte {
-	if !bytes.Contains(b, []byte("\n")) {
-		return b
-	}
-	var out bytes.Buffer
-	out.Grow(len(b) + len(b)/40)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out.Write(b)
-			break
-		}
-		if i > 0 && b[i-1] == '\r' {
-			out.Write(b[:i+1])
-		} else {
-			out.Write(b[:i])
-			out.WriteString("\r\n")
-		}
-		b = b[i+1:]
-	}
-	return out.Bytes()
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker"
 	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
@@ -206,8 +207,8 @@ func TestToCRLF(t *testing.T) {
 		"\n\n":         "\r\n\r\n",
 		"mixed\r\n\n.": "mixed\r\n\r\n.",
 	} {
-		if got := string(toCRLF([]byte(in))); got != want {
-			t.Errorf("toCRLF(%q) = %q, want %q", in, got, want)
+		if got := string(worker.ToCRLF([]byte(in))); got != want {
+			t.Errorf("worker.ToCRLF(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

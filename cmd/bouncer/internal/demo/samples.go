@@ -1,13 +1,14 @@
 package demo
 
 import (
-	"bytes"
 	"embed"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/bouncer-mail/bouncer/worker"
 )
 
 // samplesFS holds the sample bounces written for the project (copies of
@@ -46,43 +47,21 @@ func Samples() ([]Sample, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Sample{Name: path.Base(n), Raw: CRLF(raw)})
+		out = append(out, Sample{Name: path.Base(n), Raw: worker.ToCRLF(raw)})
 	}
 	for i, v := range variants553 {
 		name := fmt.Sprintf("553-%02d-%s.eml", i+1, v.format)
 		raw := mta553[v.format](v.rcpt, v.reply, fmt.Sprintf("v%02d", i+1))
-		out = append(out, Sample{Name: name, Raw: CRLF([]byte(raw))})
+		out = append(out, Sample{Name: name, Raw: worker.ToCRLF([]byte(raw))})
 	}
 	for i, d := range softDays {
 		out = append(out, Sample{
 			Name:    fmt.Sprintf("soft-%d-mailbox_full-postfix.eml", i+1),
-			Raw:     CRLF([]byte(softBounce(d, i+1))),
+			Raw:     worker.ToCRLF([]byte(softBounce(d, i+1))),
 			AgeDays: len(softDays) - 1 - i,
 		})
 	}
 	return out, nil
-}
-
-// CRLF returns b with every bare LF turned into CRLF (RFC 3501 §4.3:
-// message literals have CRLF line ends).
-func CRLF(b []byte) []byte {
-	var out bytes.Buffer
-	out.Grow(len(b) + len(b)/40)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			out.Write(b)
-			break
-		}
-		if i > 0 && b[i-1] == '\r' {
-			out.Write(b[:i+1])
-		} else {
-			out.Write(b[:i])
-			out.WriteString("\r\n")
-		}
-		b = b[i+1:]
-	}
-	return out.Bytes()
 }
 
 // variants553 are replies with code 553 as real servers word them, each to
