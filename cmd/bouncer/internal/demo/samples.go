@@ -97,6 +97,21 @@ var variants553 = []struct {
 
 // mta553 wraps a refused RCPT TO the way three kinds of MTA return it: a
 // Postfix DSN (RFC 3464), an Exim notice and a qmail notice (free text).
+// returnedMessage is the newsletter the Exim and qmail notices quote back:
+// %[1]s is the recipient, %[3]s the sample's id.
+const returnedMessage = `From: Lists at Example <news@lists.example.com>
+To: %[1]s
+Subject: Your November newsletter
+Date: Mon, 02 Nov 2026 09:10:00 +0000
+Message-ID: <nl-2026-11.%[3]s@lists.example.com>
+List-Id: Example News <news.lists.example.com>
+X-Campaign-Id: cmp-2026-11
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello from the list.
+`
+
 var mta553 = map[string]func(rcpt, reply, id string) string{
 	"postfix": func(rcpt, reply, id string) string {
 		status := "5.0.0"
@@ -181,18 +196,7 @@ recipients. This is a permanent error. The following address(es) failed:
 
 ------ This is a copy of the message, including all the headers. ------
 
-From: Lists at Example <news@lists.example.com>
-To: %[1]s
-Subject: Your November newsletter
-Date: Mon, 02 Nov 2026 09:10:00 +0000
-Message-ID: <nl-2026-11.%[3]s@lists.example.com>
-List-Id: Example News <news.lists.example.com>
-X-Campaign-Id: cmp-2026-11
-MIME-Version: 1.0
-Content-Type: text/plain; charset=utf-8
-
-Hello from the list.
-`, rcpt, reply, id)
+`+returnedMessage, rcpt, reply, id)
 	},
 	"qmail": func(rcpt, reply, id string) string {
 		return fmt.Sprintf(`Return-Path: <>
@@ -213,18 +217,7 @@ Giving up on 192.0.2.10.
 
 --- Below this line is a copy of the message.
 
-From: Lists at Example <news@lists.example.com>
-To: %[1]s
-Subject: Your November newsletter
-Date: Mon, 02 Nov 2026 09:10:00 +0000
-Message-ID: <nl-2026-11.%[3]s@lists.example.com>
-List-Id: Example News <news.lists.example.com>
-X-Campaign-Id: cmp-2026-11
-MIME-Version: 1.0
-Content-Type: text/plain; charset=utf-8
-
-Hello from the list.
-`, rcpt, reply, id)
+`+returnedMessage, rcpt, reply, id)
 	},
 }
 
