@@ -1,14 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -122,29 +119,24 @@ func suppressionRemovedMsgID(id int64) string {
 
 // outboxRows accumulates the events of one transaction, one line each.
 type outboxRows struct {
-	n                int
-	subjects, msgIDs strings.Builder
-	payloads         bytes.Buffer
-	enc              *json.Encoder
+	n                          int
+	subjects, msgIDs, payloads []byte
 }
 
 func (o *outboxRows) add(subject string, p *Payload) error {
-	if o.enc == nil {
-		o.enc = json.NewEncoder(&o.payloads)
-		o.enc.SetEscapeHTML(false)
-	}
 	p.Schema = PayloadSchema
-	// Encode writes the value and a newline: one line per event (JSON text
-	// never holds a raw newline).
-	if err := o.enc.Encode(p); err != nil {
+	if o.n > 0 {
+		o.subjects = append(o.subjects, '\n')
+		o.msgIDs = append(o.msgIDs, '\n')
+		o.payloads = append(o.payloads, '\n')
+	}
+	// One line per event: JSON text never holds a raw newline.
+	var err error
+	if o.payloads, err = appendPayload(o.payloads, p); err != nil {
 		return fmt.Errorf("encode event %s: %w", p.EventID, err)
 	}
-	if o.n > 0 {
-		o.subjects.WriteByte('\n')
-		o.msgIDs.WriteByte('\n')
-	}
-	o.subjects.WriteString(subject)
-	o.msgIDs.WriteString(p.EventID)
+	o.subjects = append(o.subjects, subject...)
+	o.msgIDs = append(o.msgIDs, p.EventID...)
 	o.n++
 	return nil
 }
@@ -170,8 +162,7 @@ func queueOutbox(b *pgx.Batch, o *outboxRows, now time.Time) int {
 	if o.n == 0 {
 		return 0
 	}
-	payloads := bytes.TrimSuffix(o.payloads.Bytes(), []byte("\n"))
-	b.Queue(insertOutboxSQL, now, o.subjects.String(), o.msgIDs.String(), payloads, o.n)
+	b.Queue(insertOutboxSQL, now, o.subjects, o.msgIDs, o.payloads, o.n)
 	return o.n
 }
 

@@ -135,6 +135,7 @@ type candidate struct {
 	category                    classify.Category
 	bounceID                    int64
 	bounceIDp                   *int64    // when set, bounceID is read from here after the first round trip
+	dropped                     bool      // its bounce row was not written (a message seen before): ignore
 	soft                        bool      // only if the soft threshold is met at `at`
 	at                          time.Time // when the bounce arrived
 	expires                     time.Time // zero: never
@@ -302,20 +303,20 @@ SELECT nextval('suppressions_id_seq') FROM generate_series(1, $1)`
 // or upgrades suppressions, moves list memberships both ways, and writes
 // one event per change. sweep names more addresses whose expired
 // suppressions to close. Statements already queued in b (may be nil) are
-// sent first, in the same round trip; a candidate's bounceID may be filled
-// by their callbacks. The events of the changes are added to ev (may hold
-// events already), and ev is written as the transaction's outbox row.
+// sent first, in the same round trip. The events of the changes are added
+// to ev (may hold events already), and ev is written as the transaction's
+// outbox row.
 //
 // Round trips: one to lock and read (and reserve suppression ids), a COPY
 // of new suppressions, one to write the rest.
 func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
-	out := applyOutcome{byKey: map[suppKey]Suppression{}}
 	if b == nil {
 		b = &pgx.Batch{}
 	}
 	if ev == nil {
 		ev = &outboxRows{}
 	}
+	run := db.newPolicyRun(now, cands, removals)
 	addrSet := map[string]bool{}
 	for i := range cands {
 		addrSet[cands[i].address] = true
@@ -326,78 +327,115 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 	for _, a := range sweep {
 		addrSet[a] = true
 	}
-	if len(addrSet) == 0 {
-		out.events = queueOutbox(b, ev, now)
-		if b.Len() > 0 {
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return out, err
-			}
+	if len(addrSet) > 0 {
+		addrs := make([]string, 0, len(addrSet))
+		for a := range addrSet {
+			addrs = append(addrs, a)
 		}
-		return out, nil
+		queueLock(b, addrs)
+		run.queueRead(b, addrs)
 	}
-	addrs := make([]string, 0, len(addrSet))
-	keys := make([]int64, 0, len(addrSet))
-	for a := range addrSet {
-		addrs = append(addrs, a)
+	if b.Len() > 0 {
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return applyOutcome{}, fmt.Errorf("apply policy to %d addresses: %w", len(addrSet), err)
+		}
+	}
+	return run.write(ctx, tx, ev)
+}
+
+// queueLock queues the advisory locks of addrs, in key order.
+func queueLock(b *pgx.Batch, addrs []string) {
+	keys := make([]int64, 0, len(addrs))
+	for _, a := range addrs {
 		keys = append(keys, lockKey(a))
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-
-	// Round trip 1: lock, close, read what is open, count soft days,
-	// reserve ids.
-	var closed []Suppression
-	var closedEv []evidence
-	scanClosed := func(rows pgx.Rows) error {
-		for rows.Next() {
-			var ev evidence
-			s, err := scanSuppression(rows, ev.dst()...)
-			if err != nil {
-				return err
-			}
-			closed = append(closed, s)
-			closedEv = append(closedEv, ev)
-		}
-		return rows.Err()
-	}
-	open := map[suppKey]Suppression{}
-	softMet := map[int]bool{}
-	windowDays := max(1, int((db.policy.SoftWindow+24*time.Hour-1)/(24*time.Hour)))
 	b.Queue(lockAddressesSQL, keys)
-	b.Queue(expireSQL, addrs, now).Query(scanClosed)
-	if len(removals) > 0 {
-		ra, rl, rb, rw := make([]string, len(removals)), make([]string, len(removals)), make([]string, len(removals)), make([]string, len(removals))
-		for i, r := range removals {
-			ra[i], rl[i], rb[i], rw[i] = r.address, r.listID, r.by, r.why
-		}
-		b.Queue(removeSQL, ra, rl, rb, rw, now).Query(scanClosed)
+}
+
+// policyRun is one transaction's run of the policy: queueRead queues the
+// reads (after the addresses are locked), the caller sends them, and write
+// decides and writes.
+type policyRun struct {
+	db         *DB
+	now        time.Time
+	cands      []candidate
+	removals   []removal
+	windowDays int
+
+	closed   []Suppression // expired or removed by this run
+	closedEv []evidence
+	open     map[suppKey]Suppression
+	// softDays[i] are the days with a counted soft bounce near soft
+	// candidate i; a caller adds the days of rows it has not written yet.
+	softDays map[int][]time.Time
+	ids      []int64 // reserved suppression ids
+}
+
+func (db *DB) newPolicyRun(now time.Time, cands []candidate, removals []removal) *policyRun {
+	return &policyRun{
+		db: db, now: now, cands: cands, removals: removals,
+		windowDays: max(1, int((db.policy.SoftWindow+24*time.Hour-1)/(24*time.Hour))),
+		open:       map[suppKey]Suppression{},
+		softDays:   map[int][]time.Time{},
 	}
-	b.Queue(openSuppressionsSQL, addrs).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			s, err := scanSuppression(rows)
-			if err != nil {
-				return err
-			}
-			open[suppKey{s.Address, s.ListID}] = s
+}
+
+func (r *policyRun) scanClosed(rows pgx.Rows) error {
+	for rows.Next() {
+		var ev evidence
+		s, err := scanSuppression(rows, ev.dst()...)
+		if err != nil {
+			return err
 		}
-		return rows.Err()
-	})
-	var softIdx []int // softIdx[k] is the index in cands of the soft query's row k+1
-	if db.policy.SoftThreshold > 0 {
+		r.closed = append(r.closed, s)
+		r.closedEv = append(r.closedEv, ev)
+	}
+	return rows.Err()
+}
+
+func (r *policyRun) scanOpen(rows pgx.Rows) error {
+	for rows.Next() {
+		s, err := scanSuppression(rows)
+		if err != nil {
+			return err
+		}
+		r.open[suppKey{s.Address, s.ListID}] = s
+	}
+	return rows.Err()
+}
+
+// queueRead queues, for addresses the transaction has locked: closing
+// their expired suppressions and the removals, reading what is open,
+// counting soft days, reserving suppression ids.
+func (r *policyRun) queueRead(b *pgx.Batch, addrs []string) {
+	b.Queue(expireSQL, addrs, r.now).Query(r.scanClosed)
+	if len(r.removals) > 0 {
+		n := len(r.removals)
+		ra, rl, rb, rw := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i, x := range r.removals {
+			ra[i], rl[i], rb[i], rw[i] = x.address, x.listID, x.by, x.why
+		}
+		b.Queue(removeSQL, ra, rl, rb, rw, r.now).Query(r.scanClosed)
+	}
+	b.Queue(openSuppressionsSQL, addrs).Query(r.scanOpen)
+	if pol := &r.db.policy; pol.SoftThreshold > 0 {
+		var softIdx []int // softIdx[k] is the index in cands of the soft query's row k+1
 		var sa, sl []string
 		var st []time.Time
-		for i := range cands {
-			if cands[i].soft {
+		for i := range r.cands {
+			if c := &r.cands[i]; c.soft && !c.dropped {
 				softIdx = append(softIdx, i)
-				sa, sl, st = append(sa, cands[i].address), append(sl, cands[i].listID), append(st, cands[i].at)
+				sa, sl, st = append(sa, c.address), append(sl, c.listID), append(st, c.at)
 			}
 		}
 		if len(softIdx) > 0 {
-			cats := make([]string, len(db.policy.SoftCategories))
-			for i, c := range db.policy.SoftCategories {
+			cats := make([]string, len(pol.SoftCategories))
+			for i, c := range pol.SoftCategories {
 				cats[i] = string(c)
 			}
-			b.Queue(softDaysSQL, sa, sl, st, windowDays, cats).Query(func(rows pgx.Rows) error {
+			b.Queue(softDaysSQL, sa, sl, st, r.windowDays, cats).Query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var ord int64
 					var days []time.Time
@@ -405,31 +443,66 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 						return err
 					}
 					i := softIdx[ord-1]
-					softMet[i] = softThresholdMet(days, cands[i].at, windowDays, db.policy.SoftThreshold)
+					r.softDays[i] = append(r.softDays[i], days...)
 				}
 				return rows.Err()
 			})
 		}
 	}
-	var ids []int64
-	if len(cands) > 0 {
-		b.Queue(allocSuppressionIDsSQL, len(cands)).Query(func(rows pgx.Rows) error {
+	if len(r.cands) > 0 {
+		b.Queue(allocSuppressionIDsSQL, len(r.cands)).Query(func(rows pgx.Rows) error {
 			var err error
-			ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			r.ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 			return err
 		})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return out, fmt.Errorf("apply policy to %d addresses: %w", len(addrs), err)
+}
+
+// expireLockedSQL is expireSQL for addresses whose locks the transaction
+// may take out of key order: it closes the expired suppressions only of
+// those whose lock it gets without waiting ($3 are the lock keys).
+const expireLockedSQL = `
+WITH l AS (
+    SELECT u.address FROM unnest($1::text[], $3::bigint[]) AS u(address, k)
+    WHERE pg_try_advisory_xact_lock(u.k)
+), x AS (
+    UPDATE suppressions SET removed_at = $2, removed_by = '` + policyActor + `', removed_why = 'expired'
+    WHERE address IN (SELECT address FROM l) AND removed_at IS NULL AND expires_at <= $2
+    RETURNING *
+)
+SELECT ` + suppressionCols + `, ` + evidenceCols + `
+FROM x AS s ` + evidenceJoin + `
+ORDER BY s.id`
+
+// queueSweep queues closing the expired suppressions of addresses besides
+// those locked in order: an address whose lock another transaction holds
+// is left for later (waiting could deadlock).
+func (r *policyRun) queueSweep(b *pgx.Batch, addrs []string) {
+	keys := make([]int64, len(addrs))
+	for i, a := range addrs {
+		keys[i] = lockKey(a)
 	}
-	out.removed = len(closed)
-	out.removals = closed
+	b.Queue(expireLockedSQL, addrs, r.now, keys).Query(r.scanClosed)
+	// What is open matters only for an address with a closed suppression,
+	// whose lock the statement above took.
+	b.Queue(openSuppressionsSQL, addrs).Query(r.scanOpen)
+}
+
+// write decides the candidates against what queueRead read, writes new
+// suppressions (a COPY), then upgrades, list memberships and ev with the
+// events of the changes as the outbox row, in one round trip.
+func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (applyOutcome, error) {
+	now, cands, open, closed := r.now, r.cands, r.open, r.closed
+	out := applyOutcome{byKey: map[suppKey]Suppression{}, removed: len(closed), removals: closed}
 
 	// Decide. Strongest reason first per key, global before list scope.
 	var live []*candidate
 	for i := range cands {
 		c := &cands[i]
-		if c.soft && !softMet[i] {
+		if c.dropped {
+			continue
+		}
+		if c.soft && !softThresholdMet(r.softDays[i], c.at, r.windowDays, r.db.policy.SoftThreshold) {
 			continue
 		}
 		live = append(live, c)
@@ -479,7 +552,7 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 		} else {
 			inserts = append(inserts, len(changed))
 			changed = append(changed, Suppression{
-				ID: ids[len(inserts)-1], Address: c.address, AddressRaw: c.addressRaw, Domain: c.domain,
+				ID: r.ids[len(inserts)-1], Address: c.address, AddressRaw: c.addressRaw, Domain: c.domain,
 				ListID: c.listID, Reason: c.reason, Category: c.category, BounceID: bounceID,
 				Note: c.note, CreatedAt: now, CreatedBy: cmp.Or(c.by, policyActor), ExpiresAt: c.expires,
 			})
@@ -492,7 +565,7 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 	}
 	for _, c := range cands {
 		k := suppKey{c.address, c.listID}
-		if s, ok := open[k]; ok {
+		if s, ok := open[k]; ok && !c.dropped {
 			out.byKey[k] = s
 		}
 	}
@@ -513,7 +586,7 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 			return out, fmt.Errorf("write %d suppressions: %w", len(inserts), err)
 		}
 	}
-	b = &pgx.Batch{}
+	b := &pgx.Batch{}
 	if len(closed) > 0 {
 		removedIDs := make([]int64, len(closed))
 		for i, s := range closed {
@@ -555,7 +628,7 @@ func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b
 		b.Queue(applyMembersSQL, ids, a, l, st, rk, now)
 	}
 	for i := range closed {
-		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(&closed[i], &closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
+		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(&closed[i], &r.closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
 			return out, err
 		}
 	}
