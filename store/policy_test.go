@@ -304,3 +304,31 @@ func TestUndo(t *testing.T) {
 		t.Errorf("Suppress(not an address) = %v, want ErrInvalid", err)
 	}
 }
+
+// The soft days of a batch's own rows count, alone or with rows saved
+// before, and a message saved again counts once.
+func TestSoftDaysWithinOneBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{}) // 3 distinct days within 15
+	full := func(key string, uid uint32, d int, addr string) store.Message {
+		return bounce(key, uid, day(d), "news", rcpt(addr, classify.MailboxFull))
+	}
+	f.now = day(10)
+	if r := f.save(full("a0", 1, 0, "a@example.com"), full("a5", 2, 5, "a@example.com"), full("a9", 3, 9, "a@example.com")); r.Suppressions != 1 {
+		t.Errorf("three soft days in one batch = %+v, want one suppression", r)
+	}
+	if r := f.save(full("b0", 4, 0, "b@example.com"), full("b0b", 5, 0, "b@example.com"), full("c0", 6, 0, "c@example.com")); r.Suppressions != 0 {
+		t.Errorf("one soft day twice = %+v, want no suppression", r)
+	}
+	// Saved again with a new day: day 0 (saved before, and again now) and
+	// day 3 make two days.
+	if r := f.save(full("b0", 4, 0, "b@example.com"), full("b3", 7, 3, "b@example.com")); r.Suppressions != 0 || r.Duplicates != 1 {
+		t.Errorf("a repeated day = %+v, want no suppression, one duplicate", r)
+	}
+	if r := f.save(full("b7", 8, 7, "b@example.com"), full("c7", 9, 7, "c@example.com")); r.Suppressions != 1 {
+		t.Errorf("third day = %+v, want one suppression (b)", r)
+	}
+	if s, err := f.db.CheckSuppression(t.Context(), "b@example.com", "news"); err != nil || s == nil || s.Reason != store.ReasonSoft {
+		t.Errorf("CheckSuppression(b) = %+v, %v; want soft", s, err)
+	}
+}

@@ -59,15 +59,21 @@ ON CONFLICT DO NOTHING
 RETURNING id, sha256`
 
 // bounceCopyColumns are the columns bounceValues fills, in order.
-var bounceCopyColumns = []string{"source_id", "address", "address_raw", "domain", "original_recipient",
+var bounceCopyColumns = []string{"id", "source_id", "address", "address_raw", "domain", "original_recipient",
 	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
 	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
 	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
 	"created_at"}
 
-// bounceIDsSQL reads back the ids COPY gave the bounce rows.
-const bounceIDsSQL = `
-SELECT id, source_id, address FROM bounces WHERE source_id = ANY($1)`
+// allocBounceIDsSQL reserves ids for bounce rows: COPY writes the ids
+// given, so that suppressions and events can name their rows without
+// reading them back.
+const allocBounceIDsSQL = `
+SELECT nextval('bounces_id_seq') FROM generate_series(1, $1)`
+
+// expirySweep is how many addresses with lapsed suppressions a batch closes
+// by the way.
+const expirySweep = 100
 
 // SaveBatch stores a batch of processed messages in one transaction: the
 // messages, one bounce row per failed recipient, the suppressions the
@@ -133,12 +139,60 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 	}
 	slices.SortFunc(batch, func(a, b *Message) int { return bytes.Compare(a.SHA256[:], b.SHA256[:]) })
 
+	// Before any I/O: the bounce rows the messages would add and what the
+	// policy asks of them. Which messages are new (the others add nothing)
+	// is known after the first round trip.
+	var pend []pendingBounce
+	for _, m := range batch {
+		if m.Report == nil {
+			continue
+		}
+		at := now
+		if !m.InternalDate.IsZero() {
+			at = m.InternalDate.UTC().Truncate(time.Microsecond)
+		}
+		seen := map[string]bool{}
+		for i := range m.Report.Recipients {
+			r := &m.Report.Recipients[i]
+			if !r.Failed() {
+				continue
+			}
+			addr, domain := NormalizeAddress(r.Address)
+			if seen[addr] {
+				continue // one row per message and recipient
+			}
+			seen[addr] = true
+			pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at})
+		}
+	}
+	// Each bounce row makes at most two events; expiry adds a few.
+	if 2*len(pend)+expirySweep >= maxOutboxRow {
+		return res, fmt.Errorf("%w: %d failed recipients in one batch, split it", ErrInvalid, len(pend))
+	}
+	cands, candPend := db.candidates(pend, now)
+	lockSet := map[string]bool{}
+	var addrs []string
+	for i := range cands {
+		if a := cands[i].address; !lockSet[a] {
+			lockSet[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		// Round trip 1: the messages, and addresses whose soft
-		// suppressions lapsed (closed below, a few per batch).
+		// Round trip 1: lock the addresses the policy may change (before
+		// anything else, so that no saver waits for a lock while holding
+		// rows another may wait for), insert the messages, reserve bounce
+		// ids, and the policy's reads. Addresses whose soft suppressions
+		// lapsed come too (closed below, a few per batch).
+		run := db.newPolicyRun(now, cands, nil)
 		bySum := map[[32]byte]int64{}
 		var sweep []string
+		var bounceIDs []int64
 		b := &pgx.Batch{}
+		if len(addrs) > 0 {
+			queueLock(b, addrs)
+		}
 		if len(batch) > 0 {
 			b.Queue(insertMessagesSQL, messageColumns(batch, now)...).Query(func(rows pgx.Rows) error {
 				for rows.Next() {
@@ -152,7 +206,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				return rows.Err()
 			})
 		}
-		b.Queue(expiredAddressesSQL, now, 100).Query(func(rows pgx.Rows) error {
+		b.Queue(expiredAddressesSQL, now, expirySweep).Query(func(rows pgx.Rows) error {
 			var err error
 			sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			return err
@@ -160,118 +214,77 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		if cp != nil {
 			b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
 		}
+		if len(pend) > 0 {
+			b.Queue(allocBounceIDsSQL, len(pend)).Query(func(rows pgx.Rows) error {
+				var err error
+				bounceIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				return err
+			})
+		}
+		if len(addrs) > 0 {
+			run.queueRead(b, addrs)
+		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("insert %d messages: %w", len(batch), err)
 		}
 		res.Messages = len(bySum)
 		res.Duplicates += len(batch) - len(bySum)
 
-		// Bounce rows go in by COPY; their events join those of the policy
-		// in the transaction's one outbox row.
-		var pend []pendingBounce
-		for _, m := range batch {
-			id, ok := bySum[m.SHA256]
-			if !ok || m.Report == nil {
+		// The rows of new messages get the reserved ids; the policy
+		// forgets the others.
+		var rows []int // indexes in pend
+		for i := range pend {
+			p := &pend[i]
+			id, ok := bySum[p.msg.SHA256]
+			if !ok {
 				continue
 			}
-			at := now
-			if !m.InternalDate.IsZero() {
-				at = m.InternalDate.UTC().Truncate(time.Microsecond)
-			}
-			seen := map[string]bool{}
-			for i := range m.Report.Recipients {
-				r := &m.Report.Recipients[i]
-				if !r.Failed() {
-					continue
-				}
-				addr, domain := NormalizeAddress(r.Address)
-				if seen[addr] {
-					continue // one row per message and recipient
-				}
-				seen[addr] = true
-				pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at, sourceID: id})
+			p.sourceID, p.bounceID = id, bounceIDs[len(rows)]
+			rows = append(rows, i)
+		}
+		for k, i := range candPend {
+			cands[k].dropped = pend[i].sourceID == 0
+		}
+		db.addBatchSoftDays(run, pend, rows)
+
+		// Expired suppressions of addresses not locked above, if their
+		// locks are free.
+		var extra []string
+		for _, a := range sweep {
+			if !lockSet[a] {
+				extra = append(extra, a)
 			}
 		}
-		if len(pend) == 0 && len(sweep) == 0 {
-			return nil
+		if len(extra) > 0 {
+			b := &pgx.Batch{}
+			run.queueSweep(b, extra)
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return fmt.Errorf("expire suppressions of %d addresses: %w", len(extra), err)
+			}
 		}
-		// Each bounce row makes at most two events; expiry adds a few.
-		if 2*len(pend)+len(sweep) >= maxOutboxRow {
-			return fmt.Errorf("%w: %d failed recipients in one batch, split it", ErrInvalid, len(pend))
-		}
-		type rowKey struct {
-			source  int64
-			address string
-		}
-		pendIdx := make(map[rowKey]int, len(pend))
+
+		// Bounce rows go in by COPY; their events join those of the policy
+		// in the transaction's one outbox row.
 		var ev outboxRows
-		for i := range pend {
-			pendIdx[rowKey{pend[i].sourceID, pend[i].address}] = i
-			if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-				return err
-			}
-		}
-		b = &pgx.Batch{}
-		if len(pend) > 0 {
+		if len(rows) > 0 {
 			row := make([]any, len(bounceCopyColumns))
-			n, err := tx.CopyFrom(ctx, pgx.Identifier{"bounces"}, bounceCopyColumns, pgx.CopyFromSlice(len(pend), func(i int) ([]any, error) {
-				bounceValues(row, &pend[i], now) // CopyFrom encodes a row before asking for the next
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{"bounces"}, bounceCopyColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+				bounceValues(row, &pend[rows[i]], now) // CopyFrom encodes a row before asking for the next
 				return row, nil
 			}))
 			if err != nil {
-				return fmt.Errorf("insert %d bounces: %w", len(pend), err)
+				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}
 			res.Bounces = int(n)
-			sources := make([]int64, 0, len(bySum))
-			for _, id := range bySum {
-				sources = append(sources, id)
-			}
-			b.Queue(bounceIDsSQL, sources).Query(func(rows pgx.Rows) error {
-				for rows.Next() {
-					var id, src int64
-					var addr string
-					if err := rows.Scan(&id, &src, &addr); err != nil {
-						return err
-					}
-					if i, ok := pendIdx[rowKey{src, addr}]; ok {
-						pend[i].bounceID = id
-					}
+			for _, i := range rows {
+				if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+					return err
 				}
-				return rows.Err()
-			})
+			}
 		}
-
-		// The policy, in the same round trip and one more.
-		var cands []candidate
-		for i := range pend {
-			p := &pend[i]
-			orig := &p.msg.Report.Original
-			kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
-			if kind == candNone || p.domain == "" { // no address to suppress: the row is the record
-				continue
-			}
-			c := candidate{
-				address: p.address, addressRaw: cleanText(p.rcpt.Address, maxShort), domain: p.domain,
-				listID: listID, reason: reason, category: p.rcpt.Category,
-				bounceIDp: &p.bounceID,
-				soft:      kind == candSoft, at: p.at,
-				ev: evidence{
-					Status: cleanText(p.rcpt.Status, maxShort), SMTPCode: p.rcpt.SMTPCode,
-					Severity: string(p.rcpt.Severity), Suppress: p.rcpt.Suppress,
-					CampaignID:        cleanText(orig.CampaignID, maxShort),
-					OriginalMessageID: cleanText(orig.MessageID, maxShort),
-					Diagnostic:        cleanText(p.rcpt.Diagnostic, maxDiagnostic),
-					Mailbox:           p.msg.Mailbox,
-				},
-			}
-			if c.soft {
-				c.expires = now.Add(db.policy.SoftExpiry)
-			}
-			cands = append(cands, c)
-		}
-		out, err := db.applySuppressions(ctx, tx, now, b, &ev, cands, nil, sweep)
+		out, err := run.write(ctx, tx, &ev)
 		if err != nil {
-			return fmt.Errorf("insert %d bounces: %w", len(pend), err)
+			return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 		}
 		res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
 		return nil
@@ -336,7 +349,7 @@ func bounceValues(row []any, p *pendingBounce, now time.Time) {
 			campaign = &s
 		}
 	}
-	copy(row, []any{p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
+	copy(row, []any{p.bounceID, p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
 		cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort),
 		cleanText(r.Command, maxShort), cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic),
 		cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt), string(r.Category),
@@ -372,5 +385,72 @@ func bouncePayload(p *pendingBounce) *Payload {
 		Kind:              string(rep.Kind),
 		Action:            cleanText(r.Action, maxShort),
 		Rule:              cleanText(r.Rule, maxShort),
+	}
+}
+
+// candidates returns the suppressions the policy asks for the bounce rows
+// in pend (each naming its row's id, filled in later), and for each the
+// index of its row.
+func (db *DB) candidates(pend []pendingBounce, now time.Time) ([]candidate, []int) {
+	var cands []candidate
+	var candPend []int
+	for i := range pend {
+		p := &pend[i]
+		orig := &p.msg.Report.Original
+		kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
+		if kind == candNone || p.domain == "" { // no address to suppress: the row is the record
+			continue
+		}
+		c := candidate{
+			address: p.address, addressRaw: cleanText(p.rcpt.Address, maxShort), domain: p.domain,
+			listID: listID, reason: reason, category: p.rcpt.Category,
+			bounceIDp: &p.bounceID,
+			soft:      kind == candSoft, at: p.at,
+			ev: evidence{
+				Status: cleanText(p.rcpt.Status, maxShort), SMTPCode: p.rcpt.SMTPCode,
+				Severity: string(p.rcpt.Severity), Suppress: p.rcpt.Suppress,
+				CampaignID:        cleanText(orig.CampaignID, maxShort),
+				OriginalMessageID: cleanText(orig.MessageID, maxShort),
+				Diagnostic:        cleanText(p.rcpt.Diagnostic, maxDiagnostic),
+				Mailbox:           p.msg.Mailbox,
+			},
+		}
+		if c.soft {
+			c.expires = now.Add(db.policy.SoftExpiry)
+		}
+		cands = append(cands, c)
+		candPend = append(candPend, i)
+	}
+	return cands, candPend
+}
+
+// addBatchSoftDays adds to run's soft-day counts the days of the bounce
+// rows about to be written (pend[i] for i in rows): softDaysSQL read only
+// rows already there. It counts what softDaysSQL counts.
+func (db *DB) addBatchSoftDays(run *policyRun, pend []pendingBounce, rows []int) {
+	if db.policy.SoftThreshold <= 0 {
+		return
+	}
+	var byAddr map[string][]int
+	for k := range run.cands {
+		c := &run.cands[k]
+		if !c.soft || c.dropped {
+			continue
+		}
+		if byAddr == nil {
+			byAddr = map[string][]int{}
+			for _, i := range rows {
+				p := &pend[i]
+				if db.policy.isSoft(p.rcpt.Category) && !p.msg.Report.Original.AutoReply {
+					byAddr[p.address] = append(byAddr[p.address], i)
+				}
+			}
+		}
+		for _, i := range byAddr[c.address] {
+			p := &pend[i]
+			if c.listID == "" || cleanText(p.msg.Report.Original.ListID, maxShort) == c.listID {
+				run.softDays[k] = append(run.softDays[k], p.at)
+			}
+		}
 	}
 }

@@ -205,7 +205,8 @@ WHERE s.address = ANY($1) AND s.removed_at IS NULL`
 // counted soft bounce of the address (in the candidate's list, for list
 // scope) less than a window (of $4 days) away from the candidate's day. It
 // sees the rows this transaction wrote and, thanks to the address lock,
-// every committed one.
+// every committed one; SaveBatch runs it before it writes its bounce rows
+// and adds their days itself (addBatchSoftDays).
 const softDaysSQL = `
 SELECT c.i, array_agg(DISTINCT (b.occurred_at AT TIME ZONE 'UTC')::date)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS c(address, list_id, at, i)
