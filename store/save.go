@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -267,11 +267,11 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		// in the transaction's one outbox row.
 		var ev outboxRows
 		if len(rows) > 0 {
-			row := make([]any, len(bounceCopyColumns))
-			n, err := tx.CopyFrom(ctx, pgx.Identifier{"bounces"}, bounceCopyColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-				bounceValues(row, &pend[rows[i]], now) // CopyFrom encodes a row before asking for the next
-				return row, nil
-			}))
+			c := newCopyData(len(rows) * 600)
+			for _, i := range rows {
+				appendBounce(c, &pend[i], now)
+			}
+			n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
 			if err != nil {
 				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}
@@ -334,29 +334,68 @@ func messageColumns(batch []*Message, now time.Time) []any {
 	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
 }
 
-// bounceValues fills row with the values of bounceCopyColumns for p.
-func bounceValues(row []any, p *pendingBounce, now time.Time) {
+// appendBounce appends p's row of bounceCopyColumns to c and returns where
+// its id and source_id are (for copyData.setInt8).
+func appendBounce(c *copyData, p *pendingBounce, now time.Time) (idAt, sourceAt int) {
 	r, rep := p.rcpt, p.msg.Report
 	o := &rep.Original
-	var campaign *string
+	c.row(len(bounceCopyColumns))
+	idAt = c.int8At()
+	c.int8(p.bounceID)
+	sourceAt = c.int8At()
+	c.int8(p.sourceID)
+	c.text(p.address)
+	c.text(cleanText(r.Address, maxShort))
+	c.text(p.domain)
+	c.text(cleanText(r.OriginalAddress, maxShort))
+	c.text(string(rep.Kind))
+	c.text(cleanText(r.Action, maxShort))
+	c.text(cleanText(r.Command, maxShort))
+	c.text(cleanText(r.Status, maxShort))
+	c.int4(int32(r.SMTPCode))
+	c.text(cleanText(r.Diagnostic, maxDiagnostic))
+	c.text(cleanText(r.RemoteMTA, maxShort))
+	c.optTimestamptz(r.LastAttempt)
+	c.text(string(r.Category))
+	c.text(string(cmp.Or(r.Severity, classify.None)))
+	c.boolean(r.Suppress)
+	c.text(cleanText(r.Rule, maxShort))
+	c.text(cleanText(o.Source, maxShort))
+	c.text(cleanText(o.MessageID, maxShort))
+	c.text(cleanText(o.ListID, maxShort))
+	c.text(cleanText(o.CampaignID, maxShort))
 	if len(o.Campaign) > 0 {
-		c := make(map[string]string, len(o.Campaign))
-		for k, v := range o.Campaign {
-			c[cleanText(k, maxShort)] = cleanText(v, maxShort)
-		}
-		if j, err := json.Marshal(c); err == nil {
-			s := string(j)
-			campaign = &s
-		}
+		c.jsonb(campaignJSON(o.Campaign))
+	} else {
+		c.null()
 	}
-	copy(row, []any{p.bounceID, p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
-		cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort),
-		cleanText(r.Command, maxShort), cleanText(r.Status, maxShort), int32(r.SMTPCode), cleanText(r.Diagnostic, maxDiagnostic),
-		cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt), string(r.Category),
-		string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
-		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),
-		cleanText(o.CampaignID, maxShort), campaign, cleanText(o.From, maxShort), cleanText(o.To, maxShort),
-		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now})
+	c.text(cleanText(o.From, maxShort))
+	c.text(cleanText(o.To, maxShort))
+	c.text(cleanText(o.Subject, maxShort))
+	c.boolean(o.AutoReply)
+	c.timestamptz(p.at)
+	c.timestamptz(now)
+	return idAt, sourceAt
+}
+
+// campaignJSON is the campaign headers as a JSON object, keys and values
+// cleaned.
+func campaignJSON(m map[string]string) []byte {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[cleanText(k, maxShort)] = cleanText(v, maxShort)
+	}
+	keys := slices.Sorted(maps.Keys(c))
+	j := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			j = append(j, ',')
+		}
+		j = appendJSONString(j, k)
+		j = append(j, ':')
+		j = appendJSONString(j, c[k])
+	}
+	return append(j, '}')
 }
 
 // bounceSubject is bounce.<severity>.<category>.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
@@ -238,5 +239,52 @@ func TestSaveBatchCheckpointAndInvalid(t *testing.T) {
 	}
 	if r, err := f.db.SaveBatch(ctx, nil); err != nil || r != (store.SaveResult{}) {
 		t.Errorf("SaveBatch(nil) = %+v, %v", r, err)
+	}
+}
+
+// Every column of a bounce row and of a suppression holds what the report
+// said (the rows go in as binary COPY data written by the store).
+func TestSaveBatchColumns(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{SoftThreshold: 1})
+	r := rcpt("Jane@Example.com", classify.MailboxUnknown)
+	r.OriginalAddress, r.Command, r.RemoteMTA = "rfc822; jane@example.com", "RCPT TO", "mx.example.com"
+	r.LastAttempt = time.Date(2025, 4, 30, 23, 59, 58, 123456789, time.UTC)
+	m := bounce("cols", 1, t0.Add(1500*time.Microsecond), "news", r, rcpt("soft@example.com", classify.MailboxFull))
+	m.Report.Original.Campaign = map[string]string{"X-Campaign": "c\"1<", "X-Mailer-Id": "m\x00é"}
+	m.Report.Original.From, m.Report.Original.To, m.Report.Original.Subject = "news@example.org", "jane@example.com", "Hello ✓"
+	f.now = t0.Add(time.Hour)
+	f.save(m)
+
+	var got string
+	err := f.raw.QueryRow(t.Context(), `
+SELECT concat_ws('|', b.id = s.bounce_id, b.source_id = m.id, b.address, b.address_raw, b.domain, b.original_recipient,
+    b.kind, b.action, b.command, b.status, b.smtp_code, b.diagnostic, b.remote_mta,
+    to_char(b.last_attempt AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), b.category, b.severity, b.suppress, b.rule,
+    b.original_source, b.original_message_id, b.list_id, b.campaign_id, b.campaign::text, b.original_from,
+    b.original_to, b.original_subject, b.original_auto_reply,
+    to_char(b.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), b.created_at = $1,
+    s.address, s.address_raw, s.domain, s.list_id, s.reason, s.category, s.note, s.created_by,
+    s.expires_at IS NULL, s.created_at = $1, s.scope)
+FROM bounces b JOIN source_messages m ON m.sha256 = $2 JOIN suppressions s ON s.address = b.address
+WHERE b.address = 'jane@example.com'`, f.now, m.SHA256[:]).Scan(&got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "t|t|jane@example.com|Jane@Example.com|example.com|rfc822; jane@example.com|dsn|failed|RCPT TO|5.1.1|550|" +
+		"550 5.1.1 user unknown|mx.example.com|2025-04-30 23:59:58.123456|mailbox_unknown|hard|t|test-mailbox_unknown|" +
+		`message/rfc822|<orig-cols@news.test>|news|camp-1|{"X-Campaign": "c\"1<", "X-Mailer-Id": "mé"}|news@example.org|` +
+		"jane@example.com|Hello ✓|f|2025-05-01 10:00:00.001500|t|" +
+		"jane@example.com|Jane@Example.com|example.com||hard|mailbox_unknown||bouncer|t|t|global"
+	if got != want {
+		t.Errorf("row:\n got %s\nwant %s", got, want)
+	}
+	var expires time.Time
+	var bounceID int64
+	if err := f.raw.QueryRow(t.Context(), `SELECT expires_at, bounce_id FROM suppressions WHERE address = 'soft@example.com'`).Scan(&expires, &bounceID); err != nil {
+		t.Fatal(err)
+	}
+	if !expires.Equal(f.now.Add(store.DefaultSoftExpiry)) || bounceID != int64(f.n(`SELECT id FROM bounces WHERE address = 'soft@example.com'`)) {
+		t.Errorf("soft suppression expires %v, bounce %d", expires, bounceID)
 	}
 }

@@ -574,15 +574,24 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 	// Then: write new suppressions, restore what removals changed, upgrade,
 	// list memberships, events.
 	if len(inserts) > 0 {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"suppressions"}, suppressionCopyColumns, pgx.CopyFromSlice(len(inserts), func(i int) ([]any, error) {
-			x := &changed[inserts[i]]
-			var bounceID *int64
-			if x.BounceID != 0 {
-				bounceID = &x.BounceID
-			}
-			return []any{x.ID, x.Address, x.AddressRaw, x.Domain, x.ListID, string(x.Reason), string(x.Category),
-				bounceID, x.Note, x.CreatedBy, optTime(x.ExpiresAt), now}, nil
-		}))
+		c := newCopyData(len(inserts) * 200)
+		for _, k := range inserts {
+			x := &changed[k]
+			c.row(len(suppressionCopyColumns))
+			c.int8(x.ID)
+			c.text(x.Address)
+			c.text(x.AddressRaw)
+			c.text(x.Domain)
+			c.text(x.ListID)
+			c.text(string(x.Reason))
+			c.text(string(x.Category))
+			c.optInt8(x.BounceID)
+			c.text(x.Note)
+			c.text(x.CreatedBy)
+			c.optTimestamptz(x.ExpiresAt)
+			c.timestamptz(now)
+		}
+		_, err := copyIn(ctx, tx, "suppressions", suppressionCopyColumns, c.bytes())
 		if err != nil {
 			return out, fmt.Errorf("write %d suppressions: %w", len(inserts), err)
 		}
