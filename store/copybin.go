@@ -71,6 +71,11 @@ func (c *copyData) text(s string) {
 	c.b = append(c.b, s...)
 }
 
+func (c *copyData) bytea(v []byte) {
+	c.b = binary.BigEndian.AppendUint32(c.b, uint32(len(v)))
+	c.b = append(c.b, v...)
+}
+
 // timestamptz appends t, cut to microseconds.
 func (c *copyData) timestamptz(t time.Time) {
 	c.b = binary.BigEndian.AppendUint32(c.b, 8)

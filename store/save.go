@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bouncer-mail/bouncer/classify"
 )
@@ -57,6 +59,27 @@ FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6:
     $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::timestamptz[], $14::text[]) AS u
 ON CONFLICT DO NOTHING
 RETURNING id, sha256`
+
+// seenMessagesSQL returns the (1-based) indexes of the messages of a batch
+// (messageKeys) that were saved before.
+const seenMessagesSQL = `
+SELECT u.i FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[])
+    WITH ORDINALITY AS u(sha256, mailbox, uid_validity, uid, i)
+WHERE EXISTS (SELECT FROM source_messages m WHERE m.sha256 = u.sha256)
+   OR EXISTS (SELECT FROM source_messages m
+              WHERE m.mailbox = u.mailbox AND m.uid_validity = u.uid_validity AND m.uid = u.uid)`
+
+const allocMessageIDsSQL = `
+SELECT nextval('source_messages_id_seq') FROM generate_series(1, $1)`
+
+// errMessageRace says that another transaction inserted a message of the
+// batch after this one looked.
+var errMessageRace = errors.New("a message of the batch was saved concurrently")
+
+// messageCopyColumns are the columns appendMessage fills, in order.
+var messageCopyColumns = []string{"id", "sha256", "mailbox", "uid_validity", "uid", "message_id", "size", "kind",
+	"from_header", "subject", "reporting_mta", "arrival_date", "feedback_type", "received_at", "parse_error",
+	"processed_at"}
 
 // bounceCopyColumns are the columns bounceValues fills, in order.
 var bounceCopyColumns = []string{"id", "source_id", "address", "address_raw", "domain", "original_recipient",
@@ -179,116 +202,167 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		}
 	}
 
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		// Round trip 1: lock the addresses the policy may change (before
-		// anything else, so that no saver waits for a lock while holding
-		// rows another may wait for), insert the messages, reserve bounce
-		// ids, and the policy's reads. Addresses whose soft suppressions
-		// lapsed come too (closed below, a few per batch).
-		run := db.newPolicyRun(now, cands, nil)
-		bySum := map[[32]byte]int64{}
-		var sweep []string
-		var bounceIDs []int64
-		b := &pgx.Batch{}
-		if len(addrs) > 0 {
-			queueLock(b, addrs)
-		}
-		if len(batch) > 0 {
-			b.Queue(insertMessagesSQL, messageColumns(batch, now)...).Query(func(rows pgx.Rows) error {
-				for rows.Next() {
-					var id int64
-					var sum []byte
-					if err := rows.Scan(&id, &sum); err != nil {
-						return err
+	dupsInBatch := res.Duplicates
+	// The messages go in by COPY, with ids reserved in the first round
+	// trip, after a look at which were seen before. A concurrent saver
+	// may insert one of them in between: the COPY then fails on a unique
+	// index, and the batch is saved again the slow way, INSERT ... ON
+	// CONFLICT DO NOTHING.
+	fast := true
+	var err error
+	for {
+		err = db.inTx(ctx, func(tx pgx.Tx) error {
+			// Round trip 1: lock the addresses the policy may change
+			// (before anything else, so that no saver waits for a lock
+			// while holding rows another may wait for), which messages
+			// are new (or insert them), reserve ids, and the policy's
+			// reads. Addresses whose soft suppressions lapsed come too
+			// (closed below, a few per batch).
+			res = SaveResult{Duplicates: dupsInBatch}
+			run := db.newPolicyRun(now, cands, nil)
+			bySum := map[[32]byte]int64{}
+			var seen []int64
+			var sweep []string
+			var msgIDs, bounceIDs []int64
+			b := &pgx.Batch{}
+			if len(addrs) > 0 {
+				queueLock(b, addrs)
+			}
+			if len(batch) > 0 && fast {
+				b.Queue(seenMessagesSQL, messageKeys(batch)...).Query(func(rows pgx.Rows) error {
+					var err error
+					seen, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+					return err
+				})
+				b.Queue(allocMessageIDsSQL, len(batch)).Query(func(rows pgx.Rows) error {
+					var err error
+					msgIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+					return err
+				})
+			} else if len(batch) > 0 {
+				b.Queue(insertMessagesSQL, messageColumns(batch, now)...).Query(func(rows pgx.Rows) error {
+					for rows.Next() {
+						var id int64
+						var sum []byte
+						if err := rows.Scan(&id, &sum); err != nil {
+							return err
+						}
+						bySum[[32]byte(sum)] = id
 					}
-					bySum[[32]byte(sum)] = id
-				}
-				return rows.Err()
-			})
-		}
-		b.Queue(expiredAddressesSQL, now, expirySweep).Query(func(rows pgx.Rows) error {
-			var err error
-			sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
-		})
-		if cp != nil {
-			b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
-		}
-		if len(pend) > 0 {
-			b.Queue(allocBounceIDsSQL, len(pend)).Query(func(rows pgx.Rows) error {
+					return rows.Err()
+				})
+			}
+			b.Queue(expiredAddressesSQL, now, expirySweep).Query(func(rows pgx.Rows) error {
 				var err error
-				bounceIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
 				return err
 			})
-		}
-		if len(addrs) > 0 {
-			run.queueRead(b, addrs)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("insert %d messages: %w", len(batch), err)
-		}
-		res.Messages = len(bySum)
-		res.Duplicates += len(batch) - len(bySum)
-
-		// The rows of new messages get the reserved ids; the policy
-		// forgets the others.
-		var rows []int // indexes in pend
-		for i := range pend {
-			p := &pend[i]
-			id, ok := bySum[p.msg.SHA256]
-			if !ok {
-				continue
+			if cp != nil {
+				b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
 			}
-			p.sourceID, p.bounceID = id, bounceIDs[len(rows)]
-			rows = append(rows, i)
-		}
-		for k, i := range candPend {
-			cands[k].dropped = pend[i].sourceID == 0
-		}
-		db.addBatchSoftDays(run, pend, rows)
-
-		// Expired suppressions of addresses not locked above, if their
-		// locks are free.
-		var extra []string
-		for _, a := range sweep {
-			if !lockSet[a] {
-				extra = append(extra, a)
+			if len(pend) > 0 {
+				b.Queue(allocBounceIDsSQL, len(pend)).Query(func(rows pgx.Rows) error {
+					var err error
+					bounceIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+					return err
+				})
 			}
-		}
-		if len(extra) > 0 {
-			b := &pgx.Batch{}
-			run.queueSweep(b, extra)
+			if len(addrs) > 0 {
+				run.queueRead(b, addrs)
+			}
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
-				return fmt.Errorf("expire suppressions of %d addresses: %w", len(extra), err)
+				return fmt.Errorf("insert %d messages: %w", len(batch), err)
 			}
-		}
+			if len(batch) > 0 && fast {
+				old := make([]bool, len(batch))
+				for _, i := range seen {
+					old[i-1] = true
+				}
+				c := newCopyData(len(batch) * 300)
+				for k, m := range batch {
+					if !old[k] {
+						bySum[m.SHA256] = msgIDs[k]
+						appendMessage(c, m, msgIDs[k], now)
+					}
+				}
+				if len(bySum) > 0 {
+					if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes()); err != nil {
+						if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
+							return fmt.Errorf("%w: %w", errMessageRace, err)
+						}
+						return fmt.Errorf("insert %d messages: %w", len(bySum), err)
+					}
+				}
+			}
+			res.Messages = len(bySum)
+			res.Duplicates += len(batch) - len(bySum)
 
-		// Bounce rows go in by COPY; their events join those of the policy
-		// in the transaction's one outbox row.
-		var ev outboxRows
-		if len(rows) > 0 {
-			c := newCopyData(len(rows) * 600)
-			for _, i := range rows {
-				appendBounce(c, &pend[i], now)
+			// The rows of new messages get the reserved ids; the policy
+			// forgets the others.
+			var rows []int // indexes in pend
+			for i := range pend {
+				p := &pend[i]
+				p.sourceID, p.bounceID = 0, 0
+				id, ok := bySum[p.msg.SHA256]
+				if !ok {
+					continue
+				}
+				p.sourceID, p.bounceID = id, bounceIDs[len(rows)]
+				rows = append(rows, i)
 			}
-			n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
+			for k, i := range candPend {
+				cands[k].dropped = pend[i].sourceID == 0
+			}
+			db.addBatchSoftDays(run, pend, rows)
+
+			// Expired suppressions of addresses not locked above, if their
+			// locks are free.
+			var extra []string
+			for _, a := range sweep {
+				if !lockSet[a] {
+					extra = append(extra, a)
+				}
+			}
+			if len(extra) > 0 {
+				b := &pgx.Batch{}
+				run.queueSweep(b, extra)
+				if err := tx.SendBatch(ctx, b).Close(); err != nil {
+					return fmt.Errorf("expire suppressions of %d addresses: %w", len(extra), err)
+				}
+			}
+
+			// Bounce rows go in by COPY; their events join those of the policy
+			// in the transaction's one outbox row.
+			var ev outboxRows
+			if len(rows) > 0 {
+				c := newCopyData(len(rows) * 600)
+				for _, i := range rows {
+					appendBounce(c, &pend[i], now)
+				}
+				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
+				if err != nil {
+					return fmt.Errorf("insert %d bounces: %w", len(rows), err)
+				}
+				res.Bounces = int(n)
+				for _, i := range rows {
+					if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+						return err
+					}
+				}
+			}
+			out, err := run.write(ctx, tx, &ev)
 			if err != nil {
 				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}
-			res.Bounces = int(n)
-			for _, i := range rows {
-				if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-					return err
-				}
-			}
+			res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
+			return nil
+		})
+		if fast && errors.Is(err, errMessageRace) {
+			fast = false
+			continue
 		}
-		out, err := run.write(ctx, tx, &ev)
-		if err != nil {
-			return fmt.Errorf("insert %d bounces: %w", len(rows), err)
-		}
-		res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
-		return nil
-	})
+		break
+	}
 	if err != nil {
 		return SaveResult{}, fmt.Errorf("store: save batch of %d messages: %w", len(msgs), mapErr(err))
 	}
@@ -332,6 +406,55 @@ func messageColumns(batch []*Message, now time.Time) []any {
 		}
 	}
 	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
+}
+
+// messageKeys returns the arrays of seenMessagesSQL.
+func messageKeys(batch []*Message) []any {
+	n := len(batch)
+	sums, mailbox := make([][]byte, n), make([]string, n)
+	uidv, uid := make([]int64, n), make([]int64, n)
+	for i, m := range batch {
+		sums[i] = m.SHA256[:]
+		mailbox[i] = cleanText(m.Mailbox, maxShort)
+		uidv[i], uid[i] = int64(m.UIDValidity), int64(m.UID)
+	}
+	return []any{sums, mailbox, uidv, uid}
+}
+
+// appendMessage appends m's row of messageCopyColumns to c; it holds what
+// messageColumns gives insertMessagesSQL.
+func appendMessage(c *copyData, m *Message, id int64, now time.Time) {
+	c.row(len(messageCopyColumns))
+	c.int8(id)
+	c.bytea(m.SHA256[:])
+	c.text(cleanText(m.Mailbox, maxShort))
+	c.int8(int64(m.UIDValidity))
+	c.int8(int64(m.UID))
+	msgID := cleanText(m.MessageID, maxShort)
+	r := m.Report
+	if msgID == "" && r != nil {
+		msgID = cleanText(r.MessageID, maxShort)
+	}
+	c.text(msgID)
+	c.int4(int32(min(m.Size, 1<<31-1)))
+	if r == nil {
+		c.null()
+		c.text("")
+		c.text("")
+		c.text("")
+		c.null()
+		c.text("")
+	} else {
+		c.text(string(r.Kind))
+		c.text(cleanText(r.From, maxShort))
+		c.text(cleanText(r.Subject, maxShort))
+		c.text(cleanText(r.ReportingMTA, maxShort))
+		c.optTimestamptz(r.ArrivalDate)
+		c.text(cleanText(r.FeedbackType, maxShort))
+	}
+	c.optTimestamptz(m.InternalDate)
+	c.text(cleanText(m.ParseError, maxDiagnostic))
+	c.timestamptz(now)
 }
 
 // appendBounce appends p's row of bounceCopyColumns to c and returns where

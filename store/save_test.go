@@ -288,3 +288,56 @@ WHERE b.address = 'jane@example.com'`, f.now, m.SHA256[:]).Scan(&got)
 		t.Errorf("soft suppression expires %v, bounce %d", expires, bounceID)
 	}
 }
+
+// A message another transaction inserts after SaveBatch looked for it: the
+// batch waits for that transaction, then saves the rest (it committed) or
+// everything (it rolled back).
+func TestSaveBatchRacesAnInsert(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	for i, commit := range []bool{true, false} {
+		key := fmt.Sprintf("race-%v", commit)
+		sum := sha256.Sum256([]byte(key + "-a"))
+		tx, err := f.raw.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background()) // a failed test must not keep the connection
+		if _, err := tx.Exec(ctx, `INSERT INTO source_messages (sha256, mailbox, uid_validity, uid, processed_at) VALUES ($1, 'elsewhere', 1, $2, now())`, sum[:], i); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			res store.SaveResult
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := f.db.SaveBatch(ctx, []store.Message{
+				bounce(key+"-a", uint32(10*i+1), t0, "", rcpt("a-"+key+"@example.com", classify.MailboxUnknown)),
+				bounce(key+"-b", uint32(10*i+2), t0, "", rcpt("b-"+key+"@example.com", classify.MailboxUnknown)),
+			})
+			done <- result{res, err}
+		}()
+		time.Sleep(300 * time.Millisecond) // SaveBatch waits on the uncommitted row
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := <-done
+		want := store.SaveResult{Messages: 1, Duplicates: 1, Bounces: 1, Suppressions: 1, Events: 2}
+		if !commit {
+			want = store.SaveResult{Messages: 2, Bounces: 2, Suppressions: 2, Events: 4}
+		}
+		if r.err != nil || r.res != want {
+			t.Errorf("commit %v: SaveBatch = %+v, %v; want %+v", commit, r.res, r.err, want)
+		}
+	}
+	if got := f.n(`SELECT count(*) FROM bounces`); got != 3 {
+		t.Errorf("bounce rows = %d, want 3", got)
+	}
+}
