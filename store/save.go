@@ -61,13 +61,14 @@ ON CONFLICT DO NOTHING
 RETURNING id, sha256`
 
 // seenMessagesSQL returns the (1-based) indexes of the messages of a batch
-// (messageKeys) that were saved before.
+// (messageKeys) that were saved before: two index lookups each (an OR of
+// EXISTS makes the planner read the whole table).
 const seenMessagesSQL = `
-SELECT u.i FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[])
-    WITH ORDINALITY AS u(sha256, mailbox, uid_validity, uid, i)
-WHERE EXISTS (SELECT FROM source_messages m WHERE m.sha256 = u.sha256)
-   OR EXISTS (SELECT FROM source_messages m
-              WHERE m.mailbox = u.mailbox AND m.uid_validity = u.uid_validity AND m.uid = u.uid)`
+SELECT u.i FROM unnest($1::bytea[]) WITH ORDINALITY AS u(sha256, i)
+JOIN source_messages m ON m.sha256 = u.sha256
+UNION
+SELECT u.i FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(mailbox, uid_validity, uid, i)
+JOIN source_messages m ON m.mailbox = u.mailbox AND m.uid_validity = u.uid_validity AND m.uid = u.uid`
 
 const allocMessageIDsSQL = `
 SELECT nextval('source_messages_id_seq') FROM generate_series(1, $1)`
