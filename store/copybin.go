@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,8 +23,28 @@ type copyData struct{ b []byte }
 // microseconds.
 const pgEpochMicros = 946684800 * 1000000
 
+// bufPool keeps the big buffers of a batch (COPY data, events) for the
+// next: allocated anew each time they were a good part of the garbage
+// collector's and the page scavenger's work.
+var bufPool sync.Pool
+
+// getBuf returns an empty buffer, of at least size bytes if new.
+func getBuf(size int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// putBuf gives b back to bufPool; its holder must not use it any more.
+func putBuf(b []byte) {
+	if cap(b) >= 4<<10 && cap(b) <= 16<<20 {
+		bufPool.Put(&b)
+	}
+}
+
 func newCopyData(size int) *copyData {
-	c := &copyData{b: make([]byte, 0, size)}
+	c := &copyData{b: getBuf(size)}
 	c.b = append(c.b, "PGCOPY\n\xff\r\n\x00"...)
 	c.b = binary.BigEndian.AppendUint32(c.b, 0) // flags
 	c.b = binary.BigEndian.AppendUint32(c.b, 0) // header extension length
@@ -105,6 +127,11 @@ func (c *copyData) bytes() []byte { return binary.BigEndian.AppendUint16(c.b, 0x
 // copyIn runs COPY table (columns) FROM STDIN with data (copyData.bytes)
 // and returns how many rows it wrote.
 func copyIn(ctx context.Context, tx pgx.Tx, table string, columns []string, data []byte) (int64, error) {
+	return copyInReader(ctx, tx, table, columns, bytes.NewReader(data))
+}
+
+// copyInReader is copyIn with the data read from r.
+func copyInReader(ctx context.Context, tx pgx.Tx, table string, columns []string, r io.Reader) (int64, error) {
 	var q strings.Builder
 	q.WriteString("COPY ")
 	q.WriteString(pgx.Identifier{table}.Sanitize())
@@ -116,7 +143,7 @@ func copyIn(ctx context.Context, tx pgx.Tx, table string, columns []string, data
 		q.WriteString(pgx.Identifier{col}.Sanitize())
 	}
 	q.WriteString(") FROM STDIN (FORMAT binary)")
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), q.String())
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, r, q.String())
 	if err != nil {
 		return 0, err
 	}

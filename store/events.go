@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -125,7 +128,9 @@ type outboxRows struct {
 
 func (o *outboxRows) add(subject string, p *Payload) error {
 	p.Schema = PayloadSchema
-	if o.n > 0 {
+	if o.n == 0 {
+		o.subjects, o.msgIDs, o.payloads = getBuf(0), getBuf(0), getBuf(0)
+	} else {
 		o.subjects = append(o.subjects, '\n')
 		o.msgIDs = append(o.msgIDs, '\n')
 		o.payloads = append(o.payloads, '\n')
@@ -143,6 +148,16 @@ func (o *outboxRows) add(subject string, p *Payload) error {
 
 func (o *outboxRows) len() int { return o.n }
 
+// release gives o's buffers back to bufPool once its events are written.
+func (o *outboxRows) release() {
+	if o.n > 0 {
+		putBuf(o.subjects)
+		putBuf(o.msgIDs)
+		putBuf(o.payloads)
+	}
+	*o = outboxRows{}
+}
+
 // insertOutboxSQL writes the events of a transaction as one row of
 // outbox_batches, one line per event (migrations 00004 and 00005 say why;
 // the view outbox shows one row per event). Their msg_ids are new by
@@ -156,14 +171,55 @@ VALUES ($1, $2, $3, $4, array_fill(false, ARRAY[$5::int]), $5)`
 // eventIndexBits for the index).
 const maxOutboxRow = 1<<eventIndexBits - 1
 
-// queueOutbox queues the insert of o's events into b and returns how many
-// events that is.
+// outboxCopyMin is the size of events from which the outbox row goes in by
+// COPY, streamed from the event buffers, rather than as parameters of an
+// INSERT in the last round trip (pgx copies a parameter three times).
+const outboxCopyMin = 64 << 10
+
+// queueOutbox queues the insert of o's events into b, unless they are
+// many (see copyOutbox), and returns how many events that is.
 func queueOutbox(b *pgx.Batch, o *outboxRows, now time.Time) int {
-	if o.n == 0 {
+	if o.n == 0 || len(o.payloads) >= outboxCopyMin {
 		return 0
 	}
 	b.Queue(insertOutboxSQL, now, o.subjects, o.msgIDs, o.payloads, o.n)
 	return o.n
+}
+
+// outboxCopyColumns are the columns copyOutbox fills.
+var outboxCopyColumns = []string{"created_at", "subjects", "msg_ids", "payloads", "published", "pending"}
+
+// copyOutbox writes o's events as the row insertOutboxSQL would, by COPY,
+// when they are many (queueOutbox leaves them), and returns how many
+// events it wrote.
+func copyOutbox(ctx context.Context, tx pgx.Tx, o *outboxRows, now time.Time) (int, error) {
+	if o.n == 0 || len(o.payloads) < outboxCopyMin {
+		return 0, nil
+	}
+	head := newCopyData(64)
+	head.row(len(outboxCopyColumns))
+	head.timestamptz(now)
+	head.b = binary.BigEndian.AppendUint32(head.b, uint32(len(o.subjects)))
+	mid := binary.BigEndian.AppendUint32(nil, uint32(len(o.msgIDs)))
+	mid2 := binary.BigEndian.AppendUint32(nil, uint32(len(o.payloads)))
+	// published: a one-dimensional bool array of n false values.
+	tail := &copyData{b: make([]byte, 0, 40+5*o.n)}
+	tail.b = binary.BigEndian.AppendUint32(tail.b, uint32(20+5*o.n))
+	tail.b = binary.BigEndian.AppendUint32(tail.b, 1)  // dimensions
+	tail.b = binary.BigEndian.AppendUint32(tail.b, 0)  // no NULLs
+	tail.b = binary.BigEndian.AppendUint32(tail.b, 16) // bool
+	tail.b = binary.BigEndian.AppendUint32(tail.b, uint32(o.n))
+	tail.b = binary.BigEndian.AppendUint32(tail.b, 1) // lower bound
+	for range o.n {
+		tail.b = append(tail.b, 0, 0, 0, 1, 0)
+	}
+	tail.int4(int32(o.n))
+	r := io.MultiReader(bytes.NewReader(head.b), bytes.NewReader(o.subjects), bytes.NewReader(mid),
+		bytes.NewReader(o.msgIDs), bytes.NewReader(mid2), bytes.NewReader(o.payloads), bytes.NewReader(tail.bytes()))
+	if _, err := copyInReader(ctx, tx, "outbox_batches", outboxCopyColumns, r); err != nil {
+		return 0, fmt.Errorf("write %d events: %w", o.n, err)
+	}
+	return o.n, nil
 }
 
 // pendingEventsSQL reads the first $1 unpublished events. Every row with

@@ -287,7 +287,9 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 					}
 				}
 				if len(bySum) > 0 {
-					if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes()); err != nil {
+					_, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes())
+					putBuf(c.b)
+					if err != nil {
 						if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
 							return fmt.Errorf("%w: %w", errMessageRace, err)
 						}
@@ -341,6 +343,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 					appendBounce(c, &pend[i], now)
 				}
 				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
+				putBuf(c.b)
 				if err != nil {
 					return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 				}
@@ -352,6 +355,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				}
 			}
 			out, err := run.write(ctx, tx, &ev)
+			ev.release()
 			if err != nil {
 				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}

@@ -516,10 +516,10 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 			a.at.Compare(b.at),
 		)
 	})
-	var changed []Suppression // inserted and upgraded
-	var changedEv []*evidence
+	changed := make([]Suppression, 0, len(live)) // inserted and upgraded
+	changedEv := make([]*evidence, 0, len(live))
 	var inserts, upgrades []int // indexes in changed
-	decided := map[suppKey]Reason{}
+	decided := make(map[suppKey]Reason, len(live))
 	for _, c := range live {
 		key := suppKey{c.address, c.listID}
 		if _, done := decided[key]; done {
@@ -592,6 +592,7 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 			c.timestamptz(now)
 		}
 		_, err := copyIn(ctx, tx, "suppressions", suppressionCopyColumns, c.bytes())
+		putBuf(c.b)
 		if err != nil {
 			return out, fmt.Errorf("write %d suppressions: %w", len(inserts), err)
 		}
@@ -647,7 +648,11 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 			return out, err
 		}
 	}
-	out.events = queueOutbox(b, ev, now)
+	n, err := copyOutbox(ctx, tx, ev, now)
+	if err != nil {
+		return out, err
+	}
+	out.events = n + queueOutbox(b, ev, now)
 	if b.Len() > 0 {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return out, fmt.Errorf("update suppressions and list members: %w", err)
