@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -126,11 +127,25 @@ type outboxRows struct {
 	subjects, msgIDs, payloads []byte
 }
 
+// bouncePayloadSize is about the size of an event's JSON.
+const bouncePayloadSize = 600
+
+// reserve makes room for n more events of about size bytes of JSON each.
+func (o *outboxRows) reserve(n, size int) {
+	if o.subjects == nil {
+		o.subjects, o.msgIDs, o.payloads = getBuf(0), getBuf(0), getBuf(0)
+	}
+	o.subjects = slices.Grow(o.subjects, n*32)
+	o.msgIDs = slices.Grow(o.msgIDs, n*40)
+	o.payloads = slices.Grow(o.payloads, n*size)
+}
+
 func (o *outboxRows) add(subject string, p *Payload) error {
 	p.Schema = PayloadSchema
-	if o.n == 0 {
-		o.subjects, o.msgIDs, o.payloads = getBuf(0), getBuf(0), getBuf(0)
-	} else {
+	if o.subjects == nil {
+		o.reserve(1, bouncePayloadSize)
+	}
+	if o.n > 0 {
 		o.subjects = append(o.subjects, '\n')
 		o.msgIDs = append(o.msgIDs, '\n')
 		o.payloads = append(o.payloads, '\n')
@@ -150,7 +165,7 @@ func (o *outboxRows) len() int { return o.n }
 
 // release gives o's buffers back to bufPool once its events are written.
 func (o *outboxRows) release() {
-	if o.n > 0 {
+	if o.subjects != nil {
 		putBuf(o.subjects)
 		putBuf(o.msgIDs)
 		putBuf(o.payloads)

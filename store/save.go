@@ -271,25 +271,46 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			if len(addrs) > 0 {
 				run.queueRead(b, addrs)
 			}
-			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			// Meanwhile, the rows and events as they are when every
+			// message is new.
+			var pre *batchRows
+			built := make(chan struct{})
+			go func() {
+				defer close(built)
+				pre = buildBatchRows(batch, pend, now, fast)
+			}()
+			err := tx.SendBatch(ctx, b).Close()
+			<-built
+			defer pre.release()
+			if err != nil {
 				return fmt.Errorf("insert %d messages: %w", len(batch), err)
+			}
+			if pre.err != nil {
+				return pre.err
 			}
 			if len(batch) > 0 && fast {
 				old := make([]bool, len(batch))
 				for _, i := range seen {
 					old[i-1] = true
 				}
-				c := newCopyData(len(batch) * 300)
+				c := pre.msgs
+				if len(seen) > 0 {
+					c = newCopyData(len(batch) * 300)
+					defer putBuf(c.b)
+				}
 				for k, m := range batch {
-					if !old[k] {
-						bySum[m.SHA256] = msgIDs[k]
+					if old[k] {
+						continue
+					}
+					bySum[m.SHA256] = msgIDs[k]
+					if len(seen) > 0 {
 						appendMessage(c, m, msgIDs[k], now)
+					} else {
+						c.setInt8(pre.msgIDAt[k], msgIDs[k])
 					}
 				}
 				if len(bySum) > 0 {
-					_, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes())
-					putBuf(c.b)
-					if err != nil {
+					if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes()); err != nil {
 						if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
 							return fmt.Errorf("%w: %w", errMessageRace, err)
 						}
@@ -334,28 +355,37 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				}
 			}
 
-			// Bounce rows go in by COPY; their events join those of the policy
-			// in the transaction's one outbox row.
-			var ev outboxRows
+			// Bounce rows go in by COPY; their events join those of the
+			// policy in the transaction's one outbox row.
+			ev := &pre.ev
 			if len(rows) > 0 {
-				c := newCopyData(len(rows) * 600)
-				for _, i := range rows {
-					appendBounce(c, &pend[i], now)
+				c := pre.bounces
+				if len(rows) < len(pend) {
+					c = newCopyData(len(rows) * 600)
+					defer putBuf(c.b)
+					ev = &outboxRows{}
+					defer ev.release()
+					for _, i := range rows {
+						appendBounce(c, &pend[i], now)
+						if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+							return err
+						}
+					}
+				} else {
+					for i := range pend {
+						c.setInt8(pre.bounceAt[i][0], pend[i].bounceID)
+						c.setInt8(pre.bounceAt[i][1], pend[i].sourceID)
+					}
 				}
 				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
-				putBuf(c.b)
 				if err != nil {
 					return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 				}
 				res.Bounces = int(n)
-				for _, i := range rows {
-					if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-						return err
-					}
-				}
+			} else {
+				ev = &outboxRows{}
 			}
-			out, err := run.write(ctx, tx, &ev)
-			ev.release()
+			out, err := run.write(ctx, tx, ev)
 			if err != nil {
 				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}
@@ -413,6 +443,56 @@ func messageColumns(batch []*Message, now time.Time) []any {
 	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
 }
 
+// batchRows are the COPY data of a batch's messages and bounce rows, and
+// the events of the rows, built while the first round trip is under way
+// for the case where every message is new: the ids that round trip
+// reserves are then written into place.
+type batchRows struct {
+	msgs     *copyData // nil unless asked for
+	msgIDAt  []int     // where batch[k]'s id goes in msgs
+	bounces  *copyData
+	bounceAt [][2]int // where pend[i]'s id and source_id go in bounces
+	ev       outboxRows
+	err      error
+}
+
+func buildBatchRows(batch []*Message, pend []pendingBounce, now time.Time, withMessages bool) *batchRows {
+	r := &batchRows{}
+	if withMessages && len(batch) > 0 {
+		r.msgs = newCopyData(len(batch) * 300)
+		r.msgIDAt = make([]int, len(batch))
+		for k, m := range batch {
+			r.msgIDAt[k] = appendMessage(r.msgs, m, 0, now)
+		}
+	}
+	if len(pend) > 0 {
+		r.bounces = newCopyData(len(pend) * 600)
+		r.bounceAt = make([][2]int, len(pend))
+		// Each row makes a bounce event, and maybe a suppression event.
+		r.ev.reserve(2*len(pend), bouncePayloadSize)
+		for i := range pend {
+			idAt, srcAt := appendBounce(r.bounces, &pend[i], now)
+			r.bounceAt[i] = [2]int{idAt, srcAt}
+			if err := r.ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+				r.err = err
+				break
+			}
+		}
+	}
+	return r
+}
+
+// release gives r's buffers back to bufPool.
+func (r *batchRows) release() {
+	if r.msgs != nil {
+		putBuf(r.msgs.b)
+	}
+	if r.bounces != nil {
+		putBuf(r.bounces.b)
+	}
+	r.ev.release()
+}
+
 // messageKeys returns the arrays of seenMessagesSQL.
 func messageKeys(batch []*Message) []any {
 	n := len(batch)
@@ -428,8 +508,9 @@ func messageKeys(batch []*Message) []any {
 
 // appendMessage appends m's row of messageCopyColumns to c; it holds what
 // messageColumns gives insertMessagesSQL.
-func appendMessage(c *copyData, m *Message, id int64, now time.Time) {
+func appendMessage(c *copyData, m *Message, id int64, now time.Time) (idAt int) {
 	c.row(len(messageCopyColumns))
+	idAt = c.int8At()
 	c.int8(id)
 	c.bytea(m.SHA256[:])
 	c.text(cleanText(m.Mailbox, maxShort))
@@ -460,6 +541,7 @@ func appendMessage(c *copyData, m *Message, id int64, now time.Time) {
 	c.optTimestamptz(m.InternalDate)
 	c.text(cleanText(m.ParseError, maxDiagnostic))
 	c.timestamptz(now)
+	return idAt
 }
 
 // appendBounce appends p's row of bounceCopyColumns to c and returns where
