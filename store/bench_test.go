@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,6 +35,21 @@ func benchMessages(seq *int, n int, mixed bool) []store.Message {
 	return msgs
 }
 
+// productionGC sets the garbage collector as `bouncer run` does (GOGC=400,
+// GOMEMLIMIT=192MiB; cmd/bouncer tuneGC) for the rest of the benchmark,
+// unless the environment sets them: the benchmarks measure the store as
+// the worker runs it. GOGC=100 go test ... measures the default.
+func productionGC(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(400)
+		b.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		old := debug.SetMemoryLimit(192 << 20)
+		b.Cleanup(func() { debug.SetMemoryLimit(old) })
+	}
+}
+
 // BenchmarkSaveBatch500 saves batches of 500 one-recipient reports; rows/s
 // counts reports (messages with their bounce row) stored per second.
 func BenchmarkSaveBatch500(b *testing.B) {
@@ -41,6 +58,7 @@ func BenchmarkSaveBatch500(b *testing.B) {
 		mixed bool
 	}{{"hard", false}, {"mixed", true}} {
 		b.Run(mode.name, func(b *testing.B) {
+			productionGC(b)
 			f := newFixture(b, store.Policy{})
 			seq := 0
 			ctx := context.Background()
@@ -63,6 +81,7 @@ func BenchmarkSaveBatch500(b *testing.B) {
 // BenchmarkSaveOne is the latency of saving one message with one hard
 // bounce (a new suppression and events), as a worker in IDLE does.
 func BenchmarkSaveOne(b *testing.B) {
+	productionGC(b)
 	f := newFixture(b, store.Policy{})
 	seq := 0
 	ctx := context.Background()
@@ -84,6 +103,7 @@ func BenchmarkSaveBatch500Parallel(b *testing.B) {
 		mixed bool
 	}{{"hard", false}, {"mixed", true}} {
 		b.Run(mode.name, func(b *testing.B) {
+			productionGC(b)
 			f := newFixture(b, store.Policy{})
 			seq := 0
 			batches := make(chan []store.Message, b.N)
