@@ -288,15 +288,17 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			if pre.err != nil {
 				return pre.err
 			}
+			// Which messages are new, with their reserved ids.
+			var msgData *copyData
 			if len(batch) > 0 && fast {
 				old := make([]bool, len(batch))
 				for _, i := range seen {
 					old[i-1] = true
 				}
-				c := pre.msgs
+				msgData = pre.msgs
 				if len(seen) > 0 {
-					c = newCopyData(len(batch) * 300)
-					defer putBuf(c.b)
+					msgData = newCopyData(len(batch) * 300)
+					defer putBuf(msgData.b)
 				}
 				for k, m := range batch {
 					if old[k] {
@@ -304,17 +306,9 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 					}
 					bySum[m.SHA256] = msgIDs[k]
 					if len(seen) > 0 {
-						appendMessage(c, m, msgIDs[k], now)
+						appendMessage(msgData, m, msgIDs[k], now)
 					} else {
-						c.setInt8(pre.msgIDAt[k], msgIDs[k])
-					}
-				}
-				if len(bySum) > 0 {
-					if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, c.bytes()); err != nil {
-						if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
-							return fmt.Errorf("%w: %w", errMessageRace, err)
-						}
-						return fmt.Errorf("insert %d messages: %w", len(bySum), err)
+						msgData.setInt8(pre.msgIDAt[k], msgIDs[k])
 					}
 				}
 			}
@@ -355,37 +349,54 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				}
 			}
 
-			// Bounce rows go in by COPY; their events join those of the
-			// policy in the transaction's one outbox row.
+			// The bounce rows, whose events join those of the policy in
+			// the transaction's one outbox row.
 			ev := &pre.ev
-			if len(rows) > 0 {
-				c := pre.bounces
-				if len(rows) < len(pend) {
-					c = newCopyData(len(rows) * 600)
-					defer putBuf(c.b)
-					ev = &outboxRows{}
-					defer ev.release()
-					for _, i := range rows {
-						appendBounce(c, &pend[i], now)
-						if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-							return err
-						}
-					}
-				} else {
-					for i := range pend {
-						c.setInt8(pre.bounceAt[i][0], pend[i].bounceID)
-						c.setInt8(pre.bounceAt[i][1], pend[i].sourceID)
+			bounceData := pre.bounces
+			if len(rows) < len(pend) {
+				bounceData = newCopyData(len(rows) * 600)
+				defer putBuf(bounceData.b)
+				ev = &outboxRows{}
+				defer ev.release()
+				for _, i := range rows {
+					appendBounce(bounceData, &pend[i], now)
+					if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
+						return err
 					}
 				}
-				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, c.bytes())
+			} else {
+				for i := range pend {
+					bounceData.setInt8(pre.bounceAt[i][0], pend[i].bounceID)
+					bounceData.setInt8(pre.bounceAt[i][1], pend[i].sourceID)
+				}
+			}
+
+			// The policy decides while the messages and bounce rows go in
+			// by COPY.
+			var plan *policyPlan
+			planned := make(chan struct{})
+			go func() {
+				defer close(planned)
+				plan = run.plan(ev)
+			}()
+			defer func() { <-planned }()
+			if msgData != nil && len(bySum) > 0 {
+				if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, msgData.bytes()); err != nil {
+					if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
+						return fmt.Errorf("%w: %w", errMessageRace, err)
+					}
+					return fmt.Errorf("insert %d messages: %w", len(bySum), err)
+				}
+			}
+			if len(rows) > 0 {
+				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, bounceData.bytes())
 				if err != nil {
 					return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 				}
 				res.Bounces = int(n)
-			} else {
-				ev = &outboxRows{}
 			}
-			out, err := run.write(ctx, tx, ev)
+			<-planned
+			out, err := run.exec(ctx, tx, plan)
 			if err != nil {
 				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
 			}

@@ -493,8 +493,27 @@ func (r *policyRun) queueSweep(b *pgx.Batch, addrs []string) {
 // suppressions (a COPY), then upgrades, list memberships and ev with the
 // events of the changes as the outbox row, in one round trip.
 func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (applyOutcome, error) {
+	return r.exec(ctx, tx, r.plan(ev))
+}
+
+// policyPlan is what the policy decided, ready to write.
+type policyPlan struct {
+	out   applyOutcome
+	supps *copyData // new suppressions (nil: none)
+	nSupp int
+	b     *pgx.Batch // restores, upgrades, list members
+	ev    *outboxRows
+	err   error
+}
+
+// plan decides the candidates against what queueRead read and prepares
+// the writes; it does no I/O, so it may run while the transaction's
+// connection does other work (not ev's: the events go there).
+func (r *policyRun) plan(ev *outboxRows) *policyPlan {
 	now, cands, open, closed := r.now, r.cands, r.open, r.closed
-	out := applyOutcome{byKey: map[suppKey]Suppression{}, removed: len(closed), removals: closed}
+	p := &policyPlan{ev: ev, b: &pgx.Batch{}}
+	p.out = applyOutcome{byKey: map[suppKey]Suppression{}, removed: len(closed), removals: closed}
+	out := &p.out
 
 	// Decide. Strongest reason first per key, global before list scope.
 	var live []*candidate
@@ -591,13 +610,9 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 			c.optTimestamptz(x.ExpiresAt)
 			c.timestamptz(now)
 		}
-		_, err := copyIn(ctx, tx, "suppressions", suppressionCopyColumns, c.bytes())
-		putBuf(c.b)
-		if err != nil {
-			return out, fmt.Errorf("write %d suppressions: %w", len(inserts), err)
-		}
+		p.supps, p.nSupp = c, len(inserts)
 	}
-	b := &pgx.Batch{}
+	b := p.b
 	if len(closed) > 0 {
 		removedIDs := make([]int64, len(closed))
 		for i, s := range closed {
@@ -640,21 +655,40 @@ func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (apply
 	}
 	for i := range closed {
 		if err := ev.add(SubjectSuppressionRemoved, suppressionPayload(&closed[i], &r.closedEv[i], SubjectSuppressionRemoved, now)); err != nil {
-			return out, err
+			p.err = err
+			return p
 		}
 	}
 	for i := range changed {
 		if err := ev.add(SubjectSuppressionAdded, suppressionPayload(&changed[i], changedEv[i], SubjectSuppressionAdded, now)); err != nil {
-			return out, err
+			p.err = err
+			return p
 		}
 	}
-	n, err := copyOutbox(ctx, tx, ev, now)
+	return p
+}
+
+// exec writes what plan prepared: a COPY of new suppressions, the outbox
+// row (a COPY when big), then one round trip for the rest.
+func (r *policyRun) exec(ctx context.Context, tx pgx.Tx, p *policyPlan) (applyOutcome, error) {
+	out := p.out
+	if p.err != nil {
+		return out, p.err
+	}
+	if c := p.supps; c != nil {
+		_, err := copyIn(ctx, tx, "suppressions", suppressionCopyColumns, c.bytes())
+		putBuf(c.b)
+		if err != nil {
+			return out, fmt.Errorf("write %d suppressions: %w", p.nSupp, err)
+		}
+	}
+	n, err := copyOutbox(ctx, tx, p.ev, r.now)
 	if err != nil {
 		return out, err
 	}
-	out.events = n + queueOutbox(b, ev, now)
-	if b.Len() > 0 {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	out.events = n + queueOutbox(p.b, p.ev, r.now)
+	if p.b.Len() > 0 {
+		if err := tx.SendBatch(ctx, p.b).Close(); err != nil {
 			return out, fmt.Errorf("update suppressions and list members: %w", err)
 		}
 	}
