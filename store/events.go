@@ -163,6 +163,18 @@ func (o *outboxRows) add(subject string, p *Payload) error {
 
 func (o *outboxRows) len() int { return o.n }
 
+// outboxMark is how far an outboxRows was filled.
+type outboxMark struct{ n, subjects, msgIDs, payloads int }
+
+func (o *outboxRows) mark() outboxMark {
+	return outboxMark{o.n, len(o.subjects), len(o.msgIDs), len(o.payloads)}
+}
+
+// reset drops the events added after m.
+func (o *outboxRows) reset(m outboxMark) {
+	o.n, o.subjects, o.msgIDs, o.payloads = m.n, o.subjects[:m.subjects], o.msgIDs[:m.msgIDs], o.payloads[:m.payloads]
+}
+
 // release gives o's buffers back to bufPool once its events are written.
 func (o *outboxRows) release() {
 	if o.subjects != nil {

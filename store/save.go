@@ -204,6 +204,18 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 	}
 
 	dupsInBatch := res.Duplicates
+	// Meanwhile (from here to the first round trip's end), the rows and
+	// events as they are when every message is new.
+	var pre *batchRows
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		pre = buildBatchRows(batch, pend, now)
+	}()
+	defer func() {
+		<-built
+		pre.release()
+	}()
 	// The messages go in by COPY, with ids reserved in the first round
 	// trip, after a look at which were seen before. A concurrent saver
 	// may insert one of them in between: the COPY then fails on a unique
@@ -271,17 +283,9 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			if len(addrs) > 0 {
 				run.queueRead(b, addrs)
 			}
-			// Meanwhile, the rows and events as they are when every
-			// message is new.
-			var pre *batchRows
-			built := make(chan struct{})
-			go func() {
-				defer close(built)
-				pre = buildBatchRows(batch, pend, now, fast)
-			}()
 			err := tx.SendBatch(ctx, b).Close()
 			<-built
-			defer pre.release()
+			pre.ev.reset(pre.evMark) // the events of an attempt before go
 			if err != nil {
 				return fmt.Errorf("insert %d messages: %w", len(batch), err)
 			}
@@ -464,12 +468,13 @@ type batchRows struct {
 	bounces  *copyData
 	bounceAt [][2]int // where pend[i]'s id and source_id go in bounces
 	ev       outboxRows
+	evMark   outboxMark // ev holds the bounce events up to here
 	err      error
 }
 
-func buildBatchRows(batch []*Message, pend []pendingBounce, now time.Time, withMessages bool) *batchRows {
+func buildBatchRows(batch []*Message, pend []pendingBounce, now time.Time) *batchRows {
 	r := &batchRows{}
-	if withMessages && len(batch) > 0 {
+	if len(batch) > 0 {
 		r.msgs = newCopyData(len(batch) * 300)
 		r.msgIDAt = make([]int, len(batch))
 		for k, m := range batch {
@@ -490,6 +495,7 @@ func buildBatchRows(batch []*Message, pend []pendingBounce, now time.Time, withM
 			}
 		}
 	}
+	r.evMark = r.ev.mark()
 	return r
 }
 
