@@ -225,12 +225,12 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 	var err error
 	for {
 		err = db.inTx(ctx, func(tx pgx.Tx) error {
-			// Round trip 1: lock the addresses the policy may change
-			// (before anything else, so that no saver waits for a lock
-			// while holding rows another may wait for), which messages
-			// are new (or insert them), reserve ids, and the policy's
-			// reads. Addresses whose soft suppressions lapsed come too
-			// (closed below, a few per batch).
+			// Round trip 1: the checkpoint, lock the addresses the policy
+			// may change (before any message or row, so that no saver
+			// waits for a lock while holding rows another may wait for),
+			// which messages are new (or insert them), reserve ids, and
+			// the policy's reads. Addresses whose soft suppressions lapsed
+			// come too (closed below, a few per batch).
 			res = SaveResult{Duplicates: dupsInBatch}
 			run := db.newPolicyRun(now, cands, nil)
 			bySum := map[[32]byte]int64{}
@@ -238,6 +238,11 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			var sweep []string
 			var msgIDs, bounceIDs []int64
 			b := &pgx.Batch{}
+			// The checkpoint's row first: a saver that waits for it
+			// holds nothing another may wait for.
+			if cp != nil {
+				b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
+			}
 			if len(addrs) > 0 {
 				queueLock(b, addrs)
 			}
@@ -270,9 +275,6 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
 				return err
 			})
-			if cp != nil {
-				b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
-			}
 			if len(pend) > 0 {
 				b.Queue(allocBounceIDsSQL, len(pend)).Query(func(rows pgx.Rows) error {
 					var err error
