@@ -266,6 +266,13 @@ func (c *Classifier) readTree(raw []byte) (*mimeTree, error) {
 		return t, nil
 	}
 	raw = trimReturned(raw)
+	if t, ok, err := c.splitTree(raw); ok {
+		return t, err
+	}
+	return c.readTreeEnmime(raw)
+}
+
+func (c *Classifier) readTreeEnmime(raw []byte) (*mimeTree, error) {
 	root, hdr, err := readMultipart(raw)
 	if err != nil {
 		return nil, parseErr(ErrMalformed, "%v", err)
