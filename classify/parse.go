@@ -740,7 +740,7 @@ func (m *message) decideAll(rep *Report) {
 			continue
 		}
 		if r.Category == "" {
-			d := decide(r, rep.Original.AutoReply)
+			d := decide(r, facts{autoReply: rep.Original.AutoReply, dsnAction: rep.Kind == KindDSN})
 			r.Status, r.Category, r.Severity, r.Suppress, r.Rule = d.status, d.category, d.severity, d.suppress, d.rule
 		}
 		if r.Failed() && r.Action != "delayed" {

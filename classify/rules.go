@@ -32,7 +32,10 @@ import (
 // Severity follows the category (severityOf), made soft by a temporary (4xx)
 // status. Suppress is true only for the dead-address categories
 // (mailbox_unknown, domain_unknown, address_invalid, mailbox_disabled), only
-// for permanent failures, and never for the bounce of an auto-reply.
+// for permanent failures, and never for the bounce of an auto-reply. Two
+// temporary failures are final all the same: a null MX (RFC 7505), and a
+// "user unknown" at RCPT TO with a 4.1.x status that the reporting MTA's
+// DSN says it has given up retrying (Action: failed).
 
 // phraseRule maps phrases of a diagnostic to a category.
 type phraseRule struct {
@@ -336,9 +339,17 @@ func statusClass(status string, code int) byte {
 	return 0
 }
 
-// decide applies the rules to one recipient. autoReply is set when the
-// returned original was itself an automatic reply.
-func decide(r *Recipient, autoReply bool) decision {
+// facts is what decide knows of the message around one recipient.
+type facts struct {
+	// autoReply: the returned original was itself an automatic reply.
+	autoReply bool
+	// dsnAction: r.Action is the reporting MTA's own Action field (RFC
+	// 3464 §2.3.3), not one read into a free-text notice.
+	dsnAction bool
+}
+
+// decide applies the rules to one recipient.
+func decide(r *Recipient, in facts) decision {
 	if r.Action == "delayed" {
 		st := r.Status
 		if q := quotedStatus(r.Diagnostic); q != "" && (st == "" || generic(st)) {
@@ -434,17 +445,37 @@ func decide(r *Recipient, autoReply bool) decision {
 		rule += "+temporary"
 	}
 	sup := deadCategory(cat) && class != '4' && !unconfirmed
+	if class == '4' && givenUpAtRCPT(r, in, cat, c != "" && !weak, status) {
+		// The reporting MTA retried a temporary "user unknown" answered to
+		// RCPT TO until it gave up (Action: failed with a 4.1.x status:
+		// Postfix after its queue lifetime). The mailbox was refused by
+		// name on every attempt, over days: that is the answer.
+		sup = true
+		rule += "+given_up"
+	}
 	if cat == DomainUnknown && nullMX(text) && !sup {
 		// A null MX (RFC 7505) is the domain's own permanent statement that
 		// it takes no mail, whatever class the reporting MTA gave it.
 		sup = true
 		rule += "+null_mx"
 	}
-	if sup && autoReply {
+	if sup && in.autoReply {
 		sup = false
 		rule += "+original_auto_reply"
 	}
 	return decision{status, cat, sev, sup, rule}
+}
+
+// givenUpAtRCPT reports whether a temporary failure is a dead mailbox the
+// reporting MTA has stopped retrying: its own DSN says Action: failed, the
+// status is one of the recipient address codes (X.1.x), the reply answered
+// RCPT TO, and the words (a strong phrase, not a weak one) name a dead
+// mailbox. A deferral still being retried (Action: delayed), a free-text
+// notice (whose "failed" is our reading), a sender status (X.1.7, X.1.8)
+// or a refusal at any other command does not qualify.
+func givenUpAtRCPT(r *Recipient, in facts, cat Category, strongText bool, status string) bool {
+	return in.dsnAction && r.Action == "failed" && r.Command == "RCPT" &&
+		cat == MailboxUnknown && strongText && recipientStatus(status)
 }
 
 // recipientStatus reports whether a status is one of the X.1.x codes about
