@@ -21,7 +21,7 @@ var corpusBars = map[string]float64{
 	"status":    0.970,
 	"code":      0.965,
 	"hard":      0.970,
-	"suppress":  0.977,
+	"suppress":  0.980,
 }
 
 // corpusMaxFalseSuppress is the number of false suppressions allowed: none.

@@ -386,6 +386,10 @@ func decide(r *Recipient, in facts) decision {
 			rule = "weak_" + rule
 		}
 		switch {
+		case destinationNullMX(r, c, status, text):
+			// "550 Host does not accept mail" with 5.7.27 and nothing
+			// pointing at the sender: the recipient's domain's null MX.
+			rule += "+destination_null_mx"
 		case deadCategory(c) && (statusCategory(status) == SenderRejected || r.Command == "MAIL"):
 			// "550 5.1.7 No such domain", or any "does not exist" answered
 			// to MAIL FROM: the sender's address or domain, not the
@@ -476,6 +480,54 @@ func decide(r *Recipient, in facts) decision {
 func givenUpAtRCPT(r *Recipient, in facts, cat Category, strongText bool, status string) bool {
 	return in.dsnAction && r.Action == "failed" && r.Command == "RCPT" &&
 		cat == MailboxUnknown && strongText && recipientStatus(status)
+}
+
+// destinationNullMX reports whether a "does not accept mail" carrying RFC
+// 7505's sender code (X.7.27, "sender address has null MX") is about the
+// recipient's domain all the same. Sendmail writes "550 Host does not
+// accept mail" with 5.7.27 when the recipient's domain publishes a null
+// MX: its own verdict, no server having been asked. It is taken so only
+// when nothing points at the sender: the failure did not answer MAIL FROM
+// or the message (the command is unknown or RCPT), the words name no
+// sender (sender, from, envelope, return path, you) and no address or
+// domain other than the recipient's. A sender-side null MX is also
+// implausible for us: the envelope sender's domain is the one this very
+// bounce was delivered to.
+func destinationNullMX(r *Recipient, c Category, status, text string) bool {
+	if c != DomainUnknown || !strings.HasSuffix(status, ".7.27") || r.Command != "" && r.Command != "RCPT" {
+		return false
+	}
+	if !strings.Contains(text, "does not accept mail") {
+		return false
+	}
+	for _, w := range []string{"sender", "from", "envelope", "return", "you"} {
+		if strings.Contains(text, w) {
+			return false
+		}
+	}
+	return !namesOtherDomain(text, r.Address)
+}
+
+// namesOtherDomain reports whether text names a domain, or an address at a
+// domain, that is neither the domain of addr nor one of its subdomains or
+// parents. Dotted numbers (status codes, IP addresses) are no domains.
+func namesOtherDomain(text, addr string) bool {
+	own := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	for _, tok := range strings.FieldsFunc(text, func(r rune) bool {
+		return r == ' ' || strings.ContainsRune("<>[](){}\"',;:=", r)
+	}) {
+		if at := strings.LastIndexByte(tok, '@'); at >= 0 {
+			tok = tok[at+1:]
+		}
+		tok = strings.ToLower(strings.Trim(tok, ".-"))
+		if !strings.Contains(tok, ".") || strings.Trim(tok, "0123456789.") == "" {
+			continue
+		}
+		if own == "" || tok != own && !strings.HasSuffix(tok, "."+own) && !strings.HasSuffix(own, "."+tok) {
+			return true
+		}
+	}
+	return false
 }
 
 // recipientStatus reports whether a status is one of the X.1.x codes about
