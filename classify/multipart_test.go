@@ -111,3 +111,25 @@ func TestSplitTreeCopies(t *testing.T) {
 		t.Errorf("leaf after the input changed: %q", got)
 	}
 }
+
+// An mbox separator line at the top of a message (kept by some stores)
+// does not hide its header: the message is read without enmime, with its
+// fields.
+func TestMboxFromLine(t *testing.T) {
+	msg := "From MAILER-DAEMON Sun Jun 16 18:15:07 2024\nReceived: from x\n\tby y;\n\tSun, 16 Jun 2024 18:15:07 +0900\n" +
+		"Subject: Mail delivery failed\nContent-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nbody\n--B--\n"
+	tree, ok, err := New(Options{}).splitTree([]byte(msg))
+	if !ok || err != nil {
+		t.Fatalf("splitTree: ok %v, err %v", ok, err)
+	}
+	if got := tree.header.Get("Subject"); got != "Mail delivery failed" {
+		t.Errorf("Subject %q", got)
+	}
+	if got := leafSummary(tree); len(got) != 1 || got[0] != `text/plain@1:"body"` {
+		t.Errorf("leaves %q", got)
+	}
+	single := "From MAILER-DAEMON Sun Jun 16 18:15:07 2024\nSubject: Mail delivery failed\n\nbody\n"
+	if tr := singlePart([]byte(single)); tr == nil || tr.header.Get("Subject") != "Mail delivery failed" {
+		t.Errorf("single part with a From_ line: %+v", tr)
+	}
+}
