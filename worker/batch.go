@@ -128,12 +128,14 @@ func (s *session) fetchAndClassify(heads []head) ([]store.Message, error) {
 		err := s.do("fetch bodies", func() error {
 			cmd := s.c.Fetch(imap.UIDSetNum(small...), opts)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-				b, err := msg.Collect()
+				uid, body, err := readBody(msg, 2*int64(max))
 				if err != nil {
 					cmd.Close()
 					return err
 				}
-				bodies[b.UID] = b.FindBodySection(sec)
+				if uid != 0 && body != nil {
+					bodies[uid] = body
+				}
 			}
 			return cmd.Close()
 		})
@@ -167,6 +169,33 @@ func (s *session) fetchAndClassify(heads []head) ([]store.Message, error) {
 	}
 	s.classifyAll(msgs, bodies)
 	return msgs, nil
+}
+
+// readBody reads a fetched message's UID and body. The body is read into
+// one buffer of the literal's announced size (what msg.Collect would grow
+// to by doubling), which may not pass limit (the message's RFC822.SIZE was
+// checked against the size limit already: a literal much larger is the
+// server's error). body is nil when the server sent none.
+func readBody(msg *imapclient.FetchMessageData, limit int64) (uid imap.UID, body []byte, err error) {
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue
+			}
+			n := it.Literal.Size()
+			if n < 0 || n > limit {
+				return 0, nil, fmt.Errorf("body literal of %d bytes, more than the %d its size allows", n, limit)
+			}
+			body = make([]byte, n)
+			if _, err := io.ReadFull(it.Literal, body); err != nil {
+				return 0, nil, fmt.Errorf("read body: %w", err)
+			}
+		}
+	}
+	return uid, body, nil
 }
 
 // streamHash fetches one message and hashes it without keeping it.
