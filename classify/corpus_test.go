@@ -19,9 +19,9 @@ var corpusBars = map[string]float64{
 	"detect":    0.997,
 	"recipient": 0.980,
 	"status":    0.970,
-	"code":      0.965,
-	"hard":      0.970,
-	"suppress":  0.975,
+	"code":      0.968,
+	"hard":      0.973,
+	"suppress":  0.980,
 }
 
 // corpusMaxFalseSuppress is the number of false suppressions allowed: none.

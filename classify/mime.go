@@ -266,6 +266,13 @@ func (c *Classifier) readTree(raw []byte) (*mimeTree, error) {
 		return t, nil
 	}
 	raw = trimReturned(raw)
+	if t, ok, err := c.splitTree(raw); ok {
+		return t, err
+	}
+	return c.readTreeEnmime(raw)
+}
+
+func (c *Classifier) readTreeEnmime(raw []byte) (*mimeTree, error) {
 	root, hdr, err := readMultipart(raw)
 	if err != nil {
 		return nil, parseErr(ErrMalformed, "%v", err)
@@ -570,6 +577,14 @@ func headerBlockOnly(b string, keep func(name string) bool) (textproto.MIMEHeade
 		}
 		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !isFieldName(line[:colon]) {
+			if strings.HasPrefix(line, "From ") {
+				// An mbox separator ("From MAILER-DAEMON Sun Jun 16 ...")
+				// kept by the store the message came from: not a field,
+				// and not the end of the header either.
+				flush()
+				pos = next
+				continue
+			}
 			break
 		}
 		flush()

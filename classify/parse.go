@@ -452,7 +452,17 @@ func (m *message) fromEmbeddedDSN(rep *Report) bool {
 		if start < 0 {
 			start = i
 		}
-		if m.fromDSN(rep, parseDSN(t[start:])) {
+		d := parseDSN(t[start:])
+		if len(d.recipients) == 0 {
+			continue
+		}
+		// The fields are not the notice: when human words come first, they
+		// end where the fields start, so that a recipient's explanation is
+		// not read from its own Final-Recipient and Status lines.
+		if j := strings.Index(m.notice, t[start:min(len(t), start+64)]); j > 0 && strings.TrimSpace(m.notice[:j]) != "" {
+			m.notice, m.noticeNorm, m.cmdDone = m.notice[:j], nil, false
+		}
+		if m.fromDSN(rep, d) {
 			return true
 		}
 	}
@@ -740,7 +750,7 @@ func (m *message) decideAll(rep *Report) {
 			continue
 		}
 		if r.Category == "" {
-			d := decide(r, rep.Original.AutoReply)
+			d := decide(r, facts{autoReply: rep.Original.AutoReply, dsnAction: rep.Kind == KindDSN})
 			r.Status, r.Category, r.Severity, r.Suppress, r.Rule = d.status, d.category, d.severity, d.suppress, d.rule
 		}
 		if r.Failed() && r.Action != "delayed" {

@@ -32,7 +32,10 @@ import (
 // Severity follows the category (severityOf), made soft by a temporary (4xx)
 // status. Suppress is true only for the dead-address categories
 // (mailbox_unknown, domain_unknown, address_invalid, mailbox_disabled), only
-// for permanent failures, and never for the bounce of an auto-reply.
+// for permanent failures, and never for the bounce of an auto-reply. Two
+// temporary failures are final all the same: a null MX (RFC 7505), and a
+// "user unknown" at RCPT TO with a 4.1.x status that the reporting MTA's
+// DSN says it has given up retrying (Action: failed).
 
 // phraseRule maps phrases of a diagnostic to a category.
 type phraseRule struct {
@@ -336,9 +339,17 @@ func statusClass(status string, code int) byte {
 	return 0
 }
 
-// decide applies the rules to one recipient. autoReply is set when the
-// returned original was itself an automatic reply.
-func decide(r *Recipient, autoReply bool) decision {
+// facts is what decide knows of the message around one recipient.
+type facts struct {
+	// autoReply: the returned original was itself an automatic reply.
+	autoReply bool
+	// dsnAction: r.Action is the reporting MTA's own Action field (RFC
+	// 3464 §2.3.3), not one read into a free-text notice.
+	dsnAction bool
+}
+
+// decide applies the rules to one recipient.
+func decide(r *Recipient, in facts) decision {
 	if r.Action == "delayed" {
 		st := r.Status
 		if q := quotedStatus(r.Diagnostic); q != "" && (st == "" || generic(st)) {
@@ -375,6 +386,10 @@ func decide(r *Recipient, autoReply bool) decision {
 			rule = "weak_" + rule
 		}
 		switch {
+		case destinationNullMX(r, c, status, text):
+			// "550 Host does not accept mail" with 5.7.27 and nothing
+			// pointing at the sender: the recipient's domain's null MX.
+			rule += "+destination_null_mx"
 		case deadCategory(c) && (statusCategory(status) == SenderRejected || r.Command == "MAIL"):
 			// "550 5.1.7 No such domain", or any "does not exist" answered
 			// to MAIL FROM: the sender's address or domain, not the
@@ -434,17 +449,85 @@ func decide(r *Recipient, autoReply bool) decision {
 		rule += "+temporary"
 	}
 	sup := deadCategory(cat) && class != '4' && !unconfirmed
+	if class == '4' && givenUpAtRCPT(r, in, cat, c != "" && !weak, status) {
+		// The reporting MTA retried a temporary "user unknown" answered to
+		// RCPT TO until it gave up (Action: failed with a 4.1.x status:
+		// Postfix after its queue lifetime). The mailbox was refused by
+		// name on every attempt, over days: that is the answer.
+		sup = true
+		rule += "+given_up"
+	}
 	if cat == DomainUnknown && nullMX(text) && !sup {
 		// A null MX (RFC 7505) is the domain's own permanent statement that
 		// it takes no mail, whatever class the reporting MTA gave it.
 		sup = true
 		rule += "+null_mx"
 	}
-	if sup && autoReply {
+	if sup && in.autoReply {
 		sup = false
 		rule += "+original_auto_reply"
 	}
 	return decision{status, cat, sev, sup, rule}
+}
+
+// givenUpAtRCPT reports whether a temporary failure is a dead mailbox the
+// reporting MTA has stopped retrying: its own DSN says Action: failed, the
+// status is one of the recipient address codes (X.1.x), the reply answered
+// RCPT TO, and the words (a strong phrase, not a weak one) name a dead
+// mailbox. A deferral still being retried (Action: delayed), a free-text
+// notice (whose "failed" is our reading), a sender status (X.1.7, X.1.8)
+// or a refusal at any other command does not qualify.
+func givenUpAtRCPT(r *Recipient, in facts, cat Category, strongText bool, status string) bool {
+	return in.dsnAction && r.Action == "failed" && r.Command == "RCPT" &&
+		cat == MailboxUnknown && strongText && recipientStatus(status)
+}
+
+// destinationNullMX reports whether a "does not accept mail" carrying RFC
+// 7505's sender code (X.7.27, "sender address has null MX") is about the
+// recipient's domain all the same. Sendmail writes "550 Host does not
+// accept mail" with 5.7.27 when the recipient's domain publishes a null
+// MX: its own verdict, no server having been asked. It is taken so only
+// when nothing points at the sender: the failure did not answer MAIL FROM
+// or the message (the command is unknown or RCPT), the words name no
+// sender (sender, from, envelope, return path, you) and no address or
+// domain other than the recipient's. A sender-side null MX is also
+// implausible for us: the envelope sender's domain is the one this very
+// bounce was delivered to.
+func destinationNullMX(r *Recipient, c Category, status, text string) bool {
+	if c != DomainUnknown || !strings.HasSuffix(status, ".7.27") || r.Command != "" && r.Command != "RCPT" {
+		return false
+	}
+	if !strings.Contains(text, "does not accept mail") {
+		return false
+	}
+	for _, w := range []string{"sender", "from", "envelope", "return", "you"} {
+		if strings.Contains(text, w) {
+			return false
+		}
+	}
+	return !namesOtherDomain(text, r.Address)
+}
+
+// namesOtherDomain reports whether text names a domain, or an address at a
+// domain, that is neither the domain of addr nor one of its subdomains or
+// parents. Dotted numbers (status codes, IP addresses) are no domains.
+func namesOtherDomain(text, addr string) bool {
+	own := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	for _, tok := range strings.FieldsFunc(text, func(r rune) bool {
+		return r == ' ' || strings.ContainsRune("<>[](){}\"',;:=", r)
+	}) {
+		if at := strings.LastIndexByte(tok, '@'); at >= 0 {
+			tok = tok[at+1:]
+		}
+		tok = strings.ToLower(strings.Trim(tok, ".-"))
+		if !strings.Contains(tok, ".") || strings.Trim(tok, "0123456789.") == "" {
+			continue
+		}
+		if own == "" || tok != own && !strings.HasSuffix(tok, "."+own) && !strings.HasSuffix(own, "."+tok) {
+			return true
+		}
+	}
+	return false
 }
 
 // recipientStatus reports whether a status is one of the X.1.x codes about

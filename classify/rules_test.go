@@ -92,6 +92,27 @@ func TestDecide(t *testing.T) {
 		{"a 521 that names a block stays a block",
 			Recipient{Diagnostic: "521 5.2.1 : AOL will not accept delivery of this message: blocked by our blacklist"},
 			false, Blocked, Hard, false, "blacklist"},
+		{"sendmail's own verdict on a recipient domain's null MX, with 5.7.27",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 Host does not accept mail"},
+			false, DomainUnknown, Hard, true, "destination_null_mx"},
+		{"5.7.27 naming the recipient's own domain",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 5.7.27 Domain example.org does not accept mail", Command: "RCPT"},
+			false, DomainUnknown, Hard, true, "destination_null_mx"},
+		{"5.7.27 for the sender's null MX at RCPT (Postfix) is the sender's",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 5.7.27 <s@example.com>: Sender address rejected: Domain example.com does not accept mail (nullMX)", Command: "RCPT"},
+			false, SenderRejected, Hard, false, "sender address rejected"},
+		{"5.7.27 naming another domain than the recipient's is the sender's",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 5.7.27 Domain example.com does not accept mail"},
+			false, SenderRejected, Hard, false, "sender_stage"},
+		{"5.7.27 answered to MAIL FROM is the sender's",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 Host does not accept mail", Command: "MAIL"},
+			false, SenderRejected, Hard, false, "sender_stage"},
+		{"5.7.27 answered to the message is not the recipient's domain",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "550 Host does not accept mail", Command: "DATA"},
+			false, SenderRejected, Hard, false, "sender_stage"},
+		{"5.7.27 speaking of a From domain is the sender's",
+			Recipient{Address: "x@example.org", Status: "5.7.27", Diagnostic: "554 5.7.27 From domain does not accept mail"},
+			false, SenderRejected, Hard, false, "sender_stage"},
 		{"a bare 553 decides nothing",
 			Recipient{Diagnostic: "553"},
 			false, Unknown, Hard, false, "code:553"},
@@ -104,7 +125,7 @@ func TestDecide(t *testing.T) {
 			if r.SMTPCode == 0 {
 				r.SMTPCode = findReplyCode(r.Diagnostic)
 			}
-			d := decide(&r, tc.autoReply)
+			d := decide(&r, facts{autoReply: tc.autoReply})
 			if d.category != tc.cat || d.severity != tc.sev || d.suppress != tc.suppress || !strings.Contains(d.rule, tc.rule) {
 				t.Errorf("decide(%q) = %s %s suppress=%v rule %q; want %s %s suppress=%v rule with %q",
 					r.Diagnostic, d.category, d.severity, d.suppress, d.rule, tc.cat, tc.sev, tc.suppress, tc.rule)
@@ -117,10 +138,59 @@ func TestDecide(t *testing.T) {
 func TestNeverSuppressSenderSide(t *testing.T) {
 	for _, r := range phraseRules {
 		for _, p := range r.phrases {
-			d := decide(&Recipient{Status: "5.0.0", SMTPCode: 550, Diagnostic: "550 " + p, Command: "RCPT"}, false)
+			d := decide(&Recipient{Status: "5.0.0", SMTPCode: 550, Diagnostic: "550 " + p, Command: "RCPT"}, facts{})
 			if d.suppress && NeverSuppress(d.category) {
 				t.Errorf("phrase %q: %s suppressed", p, d.category)
 			}
 		}
+	}
+}
+
+// Facts from the DSN around the recipient: an Action field stated by the
+// reporting MTA itself.
+func TestDecideDSNAction(t *testing.T) {
+	const userUnknown450 = "450 4.1.1 <x@example.org>: Recipient address rejected: User unknown in local recipient table"
+	for _, tc := range []struct {
+		name     string
+		r        Recipient
+		in       facts
+		cat      Category
+		suppress bool
+		rule     string
+	}{
+		{"a temporary user unknown at RCPT, given up by the reporting MTA",
+			Recipient{Action: "failed", Status: "4.1.1", Diagnostic: userUnknown450, Command: "RCPT"},
+			facts{dsnAction: true}, MailboxUnknown, true, "given_up"},
+		{"the same still being retried is a warning",
+			Recipient{Action: "delayed", Status: "4.1.1", Diagnostic: userUnknown450, Command: "RCPT"},
+			facts{dsnAction: true}, Delayed, false, "action:delayed"},
+		{"a free-text notice's failed is our reading, not the MTA's",
+			Recipient{Action: "failed", Status: "4.1.1", Diagnostic: userUnknown450, Command: "RCPT"},
+			facts{}, MailboxUnknown, false, "temporary"},
+		{"given up, but the stage is not RCPT",
+			Recipient{Action: "failed", Status: "4.1.1", Diagnostic: "450 4.1.1 User unknown"},
+			facts{dsnAction: true}, MailboxUnknown, false, "temporary"},
+		{"given up on a temporary sender refusal at RCPT is the sender's",
+			Recipient{Action: "failed", Status: "4.1.8", Diagnostic: "450 4.1.8 <s@example.com>: Sender address rejected: Domain not found", Command: "RCPT"},
+			facts{dsnAction: true}, SenderRejected, false, "sender address rejected"},
+		{"given up on a temporary unknown sender (X.1.7) at RCPT is the sender's",
+			Recipient{Action: "failed", Status: "4.1.7", Diagnostic: "450 4.1.7 <s@example.com>: User unknown", Command: "RCPT"},
+			facts{dsnAction: true}, SenderRejected, false, "sender_stage"},
+		{"given up on a vague 4.1.1 (a weak phrase) is not enough",
+			Recipient{Action: "failed", Status: "4.1.1", Diagnostic: "450 4.1.1 Mailbox unavailable", Command: "RCPT"},
+			facts{dsnAction: true}, MailboxUnknown, false, "temporary"},
+		{"given up on a temporary status without words is not enough",
+			Recipient{Action: "failed", Status: "4.1.1", Diagnostic: "450 4.1.1 Try again", Command: "RCPT"},
+			facts{dsnAction: true}, MailboxUnknown, false, "status:4.1.1+temporary"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.r
+			r.SMTPCode = findReplyCode(r.Diagnostic)
+			d := decide(&r, tc.in)
+			if d.category != tc.cat || d.suppress != tc.suppress || !strings.Contains(d.rule, tc.rule) {
+				t.Errorf("decide(%q, %+v) = %s suppress=%v rule %q; want %s suppress=%v rule with %q",
+					r.Diagnostic, tc.in, d.category, d.suppress, d.rule, tc.cat, tc.suppress, tc.rule)
+			}
+		})
 	}
 }

@@ -242,6 +242,9 @@ func domainOwner(line string, addrs []string) int {
 			continue
 		}
 		dom := a[at+1:]
+		if dom == "" {
+			continue // "user@": no domain to look for (and none to loop on)
+		}
 		for off := 0; ; {
 			j := indexFold(line[off:], dom)
 			if j < 0 {

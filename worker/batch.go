@@ -23,36 +23,42 @@ import (
 type batch struct {
 	heads []head
 	msgs  []store.Message
+	res   store.SaveResult // what save wrote
 }
 
-// commit saves b in one transaction, then moves its messages out of the
-// mailbox and saves the checkpoint. Nothing is moved before the commit; a
-// failure after it leaves the messages in place, and the next attempt
-// finds them recorded (the store is idempotent). It runs to its end even
-// when ctx ends meanwhile (connGuard bounds that); each step has its own
-// timeout.
-func (s *session) commit(ctx context.Context, b *batch) error {
-	bctx := context.WithoutCancel(ctx)
+// save stores b in one transaction: the first half of a batch's commit.
+// It runs to its end even when ctx ends meanwhile (connGuard bounds that).
+func (s *session) save(ctx context.Context, b *batch) error {
 	heads, msgs := b.heads, b.msgs
-	var res store.SaveResult
-	var err error
 	if len(msgs) > 0 { // none when all were expunged since the size fetch
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		res, err = s.w.db.SaveBatch(sctx, msgs)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		res, err := s.w.db.SaveBatch(sctx, msgs)
 		cancel()
+		if err != nil {
+			return fmt.Errorf("save batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
+		}
+		b.res = res
 	}
-	if err != nil {
-		return fmt.Errorf("save batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
-	}
-	committed := time.Now()
-	s.w.observe(msgs, res, committed)
+	s.w.observe(msgs, b.res, time.Now())
 	s.w.status.addProcessed(s.m.Key, len(msgs))
-	if res.Events > 0 {
+	if b.res.Events > 0 {
 		select {
 		case s.w.relay.wake <- struct{}{}:
 		default:
 		}
 	}
+	return nil
+}
+
+// finish moves the messages of a saved batch out of the mailbox and saves
+// the checkpoint after them: the second half of a batch's commit. Nothing
+// is moved before its batch is committed; a failure here leaves the
+// messages in place, and the next attempt finds them recorded (the store
+// is idempotent). It runs to its end even when ctx ends meanwhile
+// (connGuard bounds that); each step has its own timeout.
+func (s *session) finish(ctx context.Context, b *batch) error {
+	bctx := context.WithoutCancel(ctx)
+	heads, msgs, res := b.heads, b.msgs, b.res
 
 	// Sort the batch into its destinations.
 	var processed, quarantine, notBounce imap.UIDSet
@@ -88,7 +94,7 @@ func (s *session) commit(ctx context.Context, b *batch) error {
 
 	last := heads[len(heads)-1].uid
 	cctx, cancel := context.WithTimeout(bctx, 10*time.Second)
-	err = s.w.db.SaveCheckpoint(cctx, s.m.Key, store.Checkpoint{UIDValidity: s.uidValidity, LastUID: uint32(last)})
+	err := s.w.db.SaveCheckpoint(cctx, s.m.Key, store.Checkpoint{UIDValidity: s.uidValidity, LastUID: uint32(last)})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
@@ -122,12 +128,14 @@ func (s *session) fetchAndClassify(heads []head) ([]store.Message, error) {
 		err := s.do("fetch bodies", func() error {
 			cmd := s.c.Fetch(imap.UIDSetNum(small...), opts)
 			for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-				b, err := msg.Collect()
+				uid, body, err := readBody(msg, 2*int64(max))
 				if err != nil {
 					cmd.Close()
 					return err
 				}
-				bodies[b.UID] = b.FindBodySection(sec)
+				if uid != 0 && body != nil {
+					bodies[uid] = body
+				}
 			}
 			return cmd.Close()
 		})
@@ -161,6 +169,33 @@ func (s *session) fetchAndClassify(heads []head) ([]store.Message, error) {
 	}
 	s.classifyAll(msgs, bodies)
 	return msgs, nil
+}
+
+// readBody reads a fetched message's UID and body. The body is read into
+// one buffer of the literal's announced size (what msg.Collect would grow
+// to by doubling), which may not pass limit (the message's RFC822.SIZE was
+// checked against the size limit already: a literal much larger is the
+// server's error). body is nil when the server sent none.
+func readBody(msg *imapclient.FetchMessageData, limit int64) (uid imap.UID, body []byte, err error) {
+	for item := msg.Next(); item != nil; item = msg.Next() {
+		switch it := item.(type) {
+		case imapclient.FetchItemDataUID:
+			uid = it.UID
+		case imapclient.FetchItemDataBodySection:
+			if it.Literal == nil {
+				continue
+			}
+			n := it.Literal.Size()
+			if n < 0 || n > limit {
+				return 0, nil, fmt.Errorf("body literal of %d bytes, more than the %d its size allows", n, limit)
+			}
+			body = make([]byte, n)
+			if _, err := io.ReadFull(it.Literal, body); err != nil {
+				return 0, nil, fmt.Errorf("read body: %w", err)
+			}
+		}
+	}
+	return uid, body, nil
 }
 
 // streamHash fetches one message and hashes it without keeping it.

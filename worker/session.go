@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -257,9 +258,10 @@ func (s *session) waitForMail(ctx context.Context) error {
 	})
 }
 
-// catchUp processes every message above lastUID. Two stages overlap: one
-// fetches and classifies batch n+1 while the other commits batch n and
-// moves it; batches are committed in UID order.
+// catchUp processes every message above lastUID. Three stages overlap:
+// one fetches and classifies batch n+2 while the next saves batch n+1 in
+// Postgres and the last moves batch n's messages and advances the
+// checkpoint; batches go through each stage in UID order.
 func (s *session) catchUp(ctx context.Context) error {
 	batches := make(chan *batch, 1)
 	pctx, stopProducing := context.WithCancel(ctx)
@@ -273,14 +275,41 @@ func (s *session) catchUp(ctx context.Context) error {
 		}
 		return err
 	})
+	// A batch is saved, then moved: two stages, so that the next batch's
+	// transaction runs while the server moves this one's messages. The
+	// mover takes batches in order, so the checkpoint only advances.
+	saved := make(chan *batch, 1)
+	var moveFailed atomic.Bool
 	g.Go(func() error {
+		defer close(saved)
 		for b := range batches {
-			err := s.commit(ctx, b)
-			s.guard.end()
-			if err != nil {
+			if moveFailed.Load() {
+				s.guard.end() // dropped: it stays in the mailbox for the next attempt
+				continue
+			}
+			if err := s.save(ctx, b); err != nil {
+				s.guard.end()
 				// Stop the producer and drop what it fetched meanwhile.
 				stopProducing()
 				for range batches {
+					s.guard.end()
+				}
+				return err
+			}
+			saved <- b
+		}
+		return nil
+	})
+	g.Go(func() error {
+		for b := range saved {
+			err := s.finish(ctx, b)
+			s.guard.end()
+			if err != nil {
+				// Stop the producer and the saver; what they hold is
+				// dropped (saved batches stay in the mailbox, recorded).
+				moveFailed.Store(true)
+				stopProducing()
+				for range saved {
 					s.guard.end()
 				}
 				return err
