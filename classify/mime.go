@@ -367,7 +367,6 @@ func singlePart(raw []byte) *mimeTree {
 		return nil
 	}
 	mt = strings.ToLower(mt)
-	disp := strings.ToLower(h.Get("Content-Disposition"))
 	return &mimeTree{
 		header: h,
 		ctype:  mt,
@@ -378,7 +377,7 @@ func singlePart(raw []byte) *mimeTree {
 			cte:     strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding"))),
 			header:  h,
 			raw:     bytes.Clone(bodyOf(raw)), // the caller's buffer must not be shared
-			attach:  strings.HasPrefix(disp, "attachment"),
+			attach:  isAttachment(h),
 		}},
 	}
 }
@@ -531,6 +530,13 @@ func headerBlock(b string) (textproto.MIMEHeader, int) {
 // headerBlockOnly is headerBlock keeping only the fields keep accepts (all
 // when keep is nil).
 func headerBlockOnly(b string, keep func(name string) bool) (textproto.MIMEHeader, int) {
+	return readHeaderBlock(b, keep, false)
+}
+
+// readHeaderBlock is headerBlockOnly where, with bare, a line that is not a
+// field does not end the block: it continues the field before it (a folded
+// line that lost its indent), or is skipped before the first field.
+func readHeaderBlock(b string, keep func(name string) bool, bare bool) (textproto.MIMEHeader, int) {
 	h := textproto.MIMEHeader{}
 	var name string
 	var val strings.Builder
@@ -545,6 +551,7 @@ func headerBlockOnly(b string, keep func(name string) bool) (textproto.MIMEHeade
 	}
 	pos := 0
 	fields := 0
+	stop := false
 	for pos < len(b) {
 		end := strings.IndexByte(b[pos:], '\n')
 		var line string
@@ -564,28 +571,28 @@ func headerBlockOnly(b string, keep func(name string) bool) (textproto.MIMEHeade
 			pos = next
 			break
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if name == "" && fields == 0 {
-				break
-			}
-			if keeping {
-				val.WriteByte(' ')
-				val.WriteString(strings.TrimSpace(line))
-			}
-			pos = next
-			continue
-		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !isFieldName(line[:colon]) {
-			if strings.HasPrefix(line, "From ") {
+		folded := line[0] == ' ' || line[0] == '\t'
+		if folded || colon <= 0 || !isFieldName(line[:colon]) {
+			switch {
+			case !folded && strings.HasPrefix(line, "From "):
 				// An mbox separator ("From MAILER-DAEMON Sun Jun 16 ...")
 				// kept by the store the message came from: not a field,
 				// and not the end of the header either.
 				flush()
-				pos = next
-				continue
+			case folded && (name != "" || fields > 0), bare:
+				if keeping && name != "" {
+					val.WriteByte(' ')
+					val.WriteString(strings.TrimSpace(line))
+				}
+			default:
+				stop = true // not a header line: the block ends before it
 			}
-			break
+			if stop {
+				break
+			}
+			pos = next
+			continue
 		}
 		flush()
 		fields++

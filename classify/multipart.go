@@ -72,7 +72,7 @@ type splitter struct {
 // multipart splits body on boundary and reads each part at depth. found is
 // false when no delimiter line was found (nothing was added then).
 func (w *splitter) multipart(body []byte, boundary string, depth int) (found bool, err error) {
-	delim := "--" + boundary
+	delim := []byte("--" + boundary)
 	_, after, closing, ok := nextDelimiter(body, delim, 0)
 	if !ok {
 		return false, nil
@@ -136,10 +136,6 @@ func (w *splitter) part(p []byte, depth int) error {
 	if mt == "" {
 		mt = "text/plain"
 	}
-	disp := h.Get("Content-Disposition")
-	if i := strings.IndexByte(disp, ';'); i >= 0 {
-		disp = disp[:i]
-	}
 	w.t.leaves = append(w.t.leaves, &part{
 		ctype:   mt,
 		charset: params["charset"],
@@ -147,7 +143,7 @@ func (w *splitter) part(p []byte, depth int) error {
 		header:  h,
 		raw:     bytes.Clone(content), // the caller's buffer must not be shared
 		depth:   depth,
-		attach:  strings.EqualFold(strings.TrimSpace(disp), "attachment"),
+		attach:  isAttachment(h),
 	})
 	return nil
 }
@@ -163,34 +159,24 @@ func partHeader(p []byte) (textproto.MIMEHeader, int) {
 	if end < 0 {
 		return headerBlock(bytesToString(p))
 	}
-	h := textproto.MIMEHeader{}
-	var key string
-	for line := range strings.SplitSeq(bytesToString(p[:end]), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		colon := strings.IndexByte(line, ':')
-		if line[0] == ' ' || line[0] == '\t' || colon <= 0 || !isFieldName(line[:colon]) {
-			if key != "" {
-				v := h[key]
-				v[len(v)-1] += " " + strings.TrimSpace(line)
-			}
-			continue
-		}
-		key = textproto.CanonicalMIMEHeaderKey(line[:colon])
-		h[key] = append(h[key], strings.TrimSpace(line[colon+1:]))
-	}
+	h, _ := readHeaderBlock(bytesToString(p[:end]), nil, true)
 	return h, end
+}
+
+// isAttachment reports whether a part's Content-Disposition is
+// "attachment" (RFC 2183), whatever its parameters.
+func isAttachment(h textproto.MIMEHeader) bool {
+	disp, _, _ := strings.Cut(h.Get("Content-Disposition"), ";")
+	return strings.EqualFold(strings.TrimSpace(disp), "attachment")
 }
 
 // nextDelimiter finds the first delimiter line of delim ("--" boundary) in
 // b at or after off: delim at the start of a line, followed by white space,
 // the end of the input, or "--" (the close delimiter). It returns where the
 // line starts, where the line after it starts, and whether it closes.
-func nextDelimiter(b []byte, delim string, off int) (start, after int, closing, ok bool) {
+func nextDelimiter(b []byte, delim []byte, off int) (start, after int, closing, ok bool) {
 	for off < len(b) {
-		i := bytes.Index(b[off:], []byte(delim))
+		i := bytes.Index(b[off:], delim)
 		if i < 0 {
 			return 0, 0, false, false
 		}
