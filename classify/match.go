@@ -47,6 +47,17 @@ func newMatcher(tables ...[]phraseRule) *matcher {
 	return m
 }
 
+// mayStart reports whether a phrase may start with the bytes a, b, c (the
+// bigram and trigram filters), and gives the bigram key of m.idx.
+func (m *matcher) mayStart(a, b, c byte) (uint16, bool) {
+	k := uint16(a)<<8 | uint16(b)
+	if m.bits[k/64]&(1<<(k%64)) == 0 {
+		return k, false
+	}
+	h := tri3(a, b, c)
+	return k, m.tri[h/64]&(1<<(h%64)) != 0
+}
+
 // rules matches phraseRules (strong) before weakRules.
 var rules = newMatcher(phraseRules, weakRules)
 
@@ -59,11 +70,8 @@ func match[T textual](m *matcher, text T) (strong, weak *phraseRef) {
 	best := int32(len(m.refs))
 	bestWeak := int32(len(m.refs))
 	for i := 0; i+2 < len(text); i++ {
-		k := uint16(text[i])<<8 | uint16(text[i+1])
-		if m.bits[k/64]&(1<<(k%64)) == 0 {
-			continue
-		}
-		if h := tri3(text[i], text[i+1], text[i+2]); m.tri[h/64]&(1<<(h%64)) == 0 {
+		k, ok := m.mayStart(text[i], text[i+1], text[i+2])
+		if !ok {
 			continue
 		}
 		for _, ri := range m.idx[k] {
@@ -95,11 +103,8 @@ func match[T textual](m *matcher, text T) (strong, weak *phraseRef) {
 // matchAny reports whether text contains any phrase, strong or weak.
 func matchAny[T textual](m *matcher, text T) bool {
 	for i := 0; i+2 < len(text); i++ {
-		k := uint16(text[i])<<8 | uint16(text[i+1])
-		if m.bits[k/64]&(1<<(k%64)) == 0 {
-			continue
-		}
-		if h := tri3(text[i], text[i+1], text[i+2]); m.tri[h/64]&(1<<(h%64)) == 0 {
+		k, ok := m.mayStart(text[i], text[i+1], text[i+2])
+		if !ok {
 			continue
 		}
 		for _, ri := range m.idx[k] {
