@@ -35,6 +35,13 @@ func benchMessages(seq *int, n int, mixed bool) []store.Message {
 	return msgs
 }
 
+// benchModes are the batch mixes the batch benchmarks run (see
+// benchMessages).
+var benchModes = []struct {
+	name  string
+	mixed bool
+}{{"hard", false}, {"mixed", true}}
+
 // productionGC sets the garbage collector as `bouncer run` does (GOGC=400,
 // GOMEMLIMIT=192MiB; cmd/bouncer tuneGC) for the rest of the benchmark,
 // unless the environment sets them: the benchmarks measure the store as
@@ -53,10 +60,7 @@ func productionGC(b *testing.B) {
 // BenchmarkSaveBatch500 saves batches of 500 one-recipient reports; rows/s
 // counts reports (messages with their bounce row) stored per second.
 func BenchmarkSaveBatch500(b *testing.B) {
-	for _, mode := range []struct {
-		name  string
-		mixed bool
-	}{{"hard", false}, {"mixed", true}} {
+	for _, mode := range benchModes {
 		b.Run(mode.name, func(b *testing.B) {
 			productionGC(b)
 			f := newFixture(b, store.Policy{})
@@ -98,10 +102,7 @@ func BenchmarkSaveOne(b *testing.B) {
 // BenchmarkSaveBatch500Parallel is BenchmarkSaveBatch500 with two savers
 // at once, as a worker with two mailboxes runs; rows/s is their sum.
 func BenchmarkSaveBatch500Parallel(b *testing.B) {
-	for _, mode := range []struct {
-		name  string
-		mixed bool
-	}{{"hard", false}, {"mixed", true}} {
+	for _, mode := range benchModes {
 		b.Run(mode.name, func(b *testing.B) {
 			productionGC(b)
 			f := newFixture(b, store.Policy{})
