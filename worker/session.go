@@ -271,7 +271,7 @@ func (s *session) catchUp(ctx context.Context) error {
 		defer close(batches)
 		err := s.produce(pctx, batches)
 		if pctx.Err() != nil && ctx.Err() == nil {
-			return nil // stopped by the committer, which reports why
+			return nil // stopped by a later stage, which reports why
 		}
 		return err
 	})
@@ -280,20 +280,25 @@ func (s *session) catchUp(ctx context.Context) error {
 	// mover takes batches in order, so the checkpoint only advances.
 	saved := make(chan *batch, 1)
 	var moveFailed atomic.Bool
+	// drop ends the batches a stage will not handle after a failure:
+	// they stay in the mailbox for the next attempt.
+	drop := func(ch <-chan *batch) {
+		for range ch {
+			s.guard.end()
+		}
+	}
 	g.Go(func() error {
 		defer close(saved)
 		for b := range batches {
 			if moveFailed.Load() {
-				s.guard.end() // dropped: it stays in the mailbox for the next attempt
+				s.guard.end() // dropped, as drop does
 				continue
 			}
 			if err := s.save(ctx, b); err != nil {
 				s.guard.end()
 				// Stop the producer and drop what it fetched meanwhile.
 				stopProducing()
-				for range batches {
-					s.guard.end()
-				}
+				drop(batches)
 				return err
 			}
 			saved <- b
@@ -309,9 +314,7 @@ func (s *session) catchUp(ctx context.Context) error {
 				// dropped (saved batches stay in the mailbox, recorded).
 				moveFailed.Store(true)
 				stopProducing()
-				for range saved {
-					s.guard.end()
-				}
+				drop(saved)
 				return err
 			}
 		}
