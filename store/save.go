@@ -217,11 +217,13 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 		pre.release()
 	}()
 	// The messages go in by COPY, with ids reserved in the first round
-	// trip, after a look at which were seen before. A concurrent saver
-	// may insert one of them in between: the COPY then fails on a unique
-	// index, and the batch is saved again the slow way, INSERT ... ON
-	// CONFLICT DO NOTHING.
-	fast := true
+	// trip. Most batches are all new (a worker reads past its
+	// checkpoint), so the round trip looks up which were seen before only
+	// when the last batch saved met some (db.lookFirst). A message seen
+	// before that was not looked up, or that a concurrent saver inserted
+	// in between, makes the COPY fail on a unique index: the batch is then
+	// saved again the slow way, INSERT ... ON CONFLICT DO NOTHING.
+	fast, look := true, db.lookFirst.Load()
 	var err error
 	for {
 		err = db.inTx(ctx, func(tx pgx.Tx) error {
@@ -247,11 +249,13 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 				queueLock(b, addrs)
 			}
 			if len(batch) > 0 && fast {
-				b.Queue(seenMessagesSQL, messageKeys(batch)...).Query(func(rows pgx.Rows) error {
-					var err error
-					seen, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-					return err
-				})
+				if look {
+					b.Queue(seenMessagesSQL, messageKeys(batch)...).Query(func(rows pgx.Rows) error {
+						var err error
+						seen, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+						return err
+					})
+				}
 				b.Queue(allocMessageIDsSQL, len(batch)).Query(func(rows pgx.Rows) error {
 					var err error
 					msgIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
@@ -418,6 +422,10 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 	if err != nil {
 		return SaveResult{}, fmt.Errorf("store: save batch of %d messages: %w", len(msgs), mapErr(err))
 	}
+	// Messages saved before come in runs (a replay after a crash or a
+	// UIDVALIDITY change, a second worker): look them up first while they
+	// do.
+	db.lookFirst.Store(res.Duplicates > dupsInBatch)
 	return res, nil
 }
 

@@ -169,6 +169,42 @@ func TestResaveChangesNothing(t *testing.T) {
 	}
 }
 
+// TestSaveMixedAfterNew saves a batch of messages half seen before, once
+// after an all-new batch (the save does not look them up first and must
+// fall back) and once after a batch that met messages seen before (it
+// looks first).
+func TestSaveMixedAfterNew(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	msgs := make([]store.Message, 300)
+	for i := range msgs {
+		msgs[i] = bounce(fmt.Sprintf("m-%d", i), uint32(i+1), day(i%20), "news", rcpt(fmt.Sprintf("m%d@example.com", i), classify.MailboxUnknown))
+	}
+	if r := f.save(msgs[:100]...); r.Messages != 100 || r.Duplicates != 0 {
+		t.Fatalf("all-new batch = %+v, want 100 messages", r)
+	}
+	// Not looked up: 50 seen before, 50 new.
+	want := store.SaveResult{Messages: 50, Duplicates: 50, Bounces: 50, Suppressions: 50, Events: 100}
+	if r := f.save(msgs[50:150]...); r != want {
+		t.Errorf("mixed batch after a new one = %+v, want %+v", r, want)
+	}
+	// Looked up, after the mixed batch: again 50 and 50.
+	if r := f.save(msgs[100:200]...); r != want {
+		t.Errorf("mixed batch after a mixed one = %+v, want %+v", r, want)
+	}
+	// All new again, after a mixed batch.
+	want = store.SaveResult{Messages: 100, Bounces: 100, Suppressions: 100, Events: 200}
+	if r := f.save(msgs[200:300]...); r != want {
+		t.Errorf("new batch after a mixed one = %+v, want %+v", r, want)
+	}
+	if n := f.n(`SELECT count(*) FROM bounces`); n != 300 {
+		t.Errorf("bounce rows = %d, want 300", n)
+	}
+	if n := f.n(`SELECT count(*) FROM source_messages`); n != 300 {
+		t.Errorf("messages = %d, want 300", n)
+	}
+}
+
 func TestConcurrentOverlappingSaves(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.Policy{})
