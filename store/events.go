@@ -1,18 +1,18 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Event subjects (DESIGN.md, stream BOUNCES on bounce.> and suppression.>).
@@ -125,6 +125,7 @@ func suppressionRemovedMsgID(id int64) string {
 type outboxRows struct {
 	n                          int
 	subjects, msgIDs, payloads []byte
+	z                          []byte // payloads compressed (seal); nil until sealed
 }
 
 // bouncePayloadSize is about the size of an event's JSON.
@@ -158,6 +159,7 @@ func (o *outboxRows) add(subject string, p *Payload) error {
 	o.subjects = append(o.subjects, subject...)
 	o.msgIDs = append(o.msgIDs, p.EventID...)
 	o.n++
+	o.z = nil
 	return nil
 }
 
@@ -173,6 +175,16 @@ func (o *outboxRows) mark() outboxMark {
 // reset drops the events added after m.
 func (o *outboxRows) reset(m outboxMark) {
 	o.n, o.subjects, o.msgIDs, o.payloads = m.n, o.subjects[:m.subjects], o.msgIDs[:m.msgIDs], o.payloads[:m.payloads]
+	o.z = nil
+}
+
+// seal compresses the payloads for the outbox row; adding an event
+// afterwards unseals. A saver seals while the server is busy with its
+// rows, so that the compression costs no time.
+func (o *outboxRows) seal() {
+	if o.n > 0 && o.z == nil {
+		o.z = zstdEncoder().EncodeAll(o.payloads, getBuf(len(o.payloads)/8))
+	}
 }
 
 // release gives o's buffers back to bufPool once its events are written.
@@ -182,86 +194,83 @@ func (o *outboxRows) release() {
 		putBuf(o.msgIDs)
 		putBuf(o.payloads)
 	}
+	if o.z != nil {
+		putBuf(o.z)
+	}
 	*o = outboxRows{}
 }
 
 // insertOutboxSQL writes the events of a transaction as one row of
-// outbox_batches, one line per event (migrations 00004 and 00005 say why;
-// the view outbox shows one row per event). Their msg_ids are new by
-// construction: a caller writes an event only for a change its own
-// transaction made.
+// outbox_batches: subjects and msg_ids one line per event, the payloads'
+// lines compressed with zstd (migrations 00004 to 00006 say why; the view
+// outbox shows one row per event). Their msg_ids are new by construction:
+// a caller writes an event only for a change its own transaction made.
 const insertOutboxSQL = `
-INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, published, pending)
-VALUES ($1, $2, $3, $4, array_fill(false, ARRAY[$5::int]), $5)`
+INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, payloads_zstd, published, pending)
+VALUES ($1, $2, $3, '', $4, array_fill(false, ARRAY[$5::int]), $5)`
 
 // maxOutboxRow is the most events one outbox row holds (Event.ID keeps
 // eventIndexBits for the index).
 const maxOutboxRow = 1<<eventIndexBits - 1
 
-// outboxCopyMin is the size of events from which the outbox row goes in by
-// COPY, streamed from the event buffers, rather than as parameters of an
-// INSERT in the last round trip (pgx copies a parameter three times).
-const outboxCopyMin = 64 << 10
-
-// queueOutbox queues the insert of o's events into b, unless they are
-// many (see copyOutbox), and returns how many events that is.
+// queueOutbox queues the insert of o's events into b and returns how many
+// events that is.
 func queueOutbox(b *pgx.Batch, o *outboxRows, now time.Time) int {
-	if o.n == 0 || len(o.payloads) >= outboxCopyMin {
+	if o.n == 0 {
 		return 0
 	}
-	b.Queue(insertOutboxSQL, now, o.subjects, o.msgIDs, o.payloads, o.n)
+	o.seal()
+	b.Queue(insertOutboxSQL, now, o.subjects, o.msgIDs, o.z, o.n)
 	return o.n
 }
 
-// outboxCopyColumns are the columns copyOutbox fills.
-var outboxCopyColumns = []string{"created_at", "subjects", "msg_ids", "payloads", "published", "pending"}
+// The payloads of an outbox row are zstd-compressed by the store, so
+// that a batch's events cost the server a tenth of the bytes (1,000 events
+// are about 0.5 MB of JSON). Encoder and decoder are safe for concurrent
+// EncodeAll and DecodeAll calls.
+var (
+	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+			zstd.WithLowerEncoderMem(true))
+		if err != nil {
+			panic(err) // only for invalid options
+		}
+		return e
+	})
+	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxOutboxPayloads))
+		if err != nil {
+			panic(err)
+		}
+		return d
+	})
+)
 
-// copyOutbox writes o's events as the row insertOutboxSQL would, by COPY,
-// when they are many (queueOutbox leaves them), and returns how many
-// events it wrote.
-func copyOutbox(ctx context.Context, tx pgx.Tx, o *outboxRows, now time.Time) (int, error) {
-	if o.n == 0 || len(o.payloads) < outboxCopyMin {
-		return 0, nil
+// maxOutboxPayloads bounds the decompressed payloads of one outbox row.
+const maxOutboxPayloads = 1 << 30
+
+// outboxPayloads returns the payload lines of an outbox row: payloads
+// (rows written before migration 00006) or z decompressed.
+func outboxPayloads(payloads string, z []byte) (string, error) {
+	if z == nil {
+		return payloads, nil
 	}
-	head := newCopyData(64)
-	head.row(len(outboxCopyColumns))
-	head.timestamptz(now)
-	head.b = binary.BigEndian.AppendUint32(head.b, uint32(len(o.subjects)))
-	mid := binary.BigEndian.AppendUint32(nil, uint32(len(o.msgIDs)))
-	mid2 := binary.BigEndian.AppendUint32(nil, uint32(len(o.payloads)))
-	// published: a one-dimensional bool array of n false values.
-	tail := &copyData{b: make([]byte, 0, 40+5*o.n)}
-	tail.b = binary.BigEndian.AppendUint32(tail.b, uint32(20+5*o.n))
-	tail.b = binary.BigEndian.AppendUint32(tail.b, 1)  // dimensions
-	tail.b = binary.BigEndian.AppendUint32(tail.b, 0)  // no NULLs
-	tail.b = binary.BigEndian.AppendUint32(tail.b, 16) // bool
-	tail.b = binary.BigEndian.AppendUint32(tail.b, uint32(o.n))
-	tail.b = binary.BigEndian.AppendUint32(tail.b, 1) // lower bound
-	for range o.n {
-		tail.b = append(tail.b, 0, 0, 0, 1, 0)
+	b, err := zstdDecoder().DecodeAll(z, nil)
+	if err != nil {
+		return "", fmt.Errorf("decompress event payloads: %w", err)
 	}
-	tail.int4(int32(o.n))
-	r := io.MultiReader(bytes.NewReader(head.b), bytes.NewReader(o.subjects), bytes.NewReader(mid),
-		bytes.NewReader(o.msgIDs), bytes.NewReader(mid2), bytes.NewReader(o.payloads), bytes.NewReader(tail.bytes()))
-	if _, err := copyInReader(ctx, tx, "outbox_batches", outboxCopyColumns, r); err != nil {
-		return 0, fmt.Errorf("write %d events: %w", o.n, err)
-	}
-	return o.n, nil
+	return string(b), nil
 }
 
-// pendingEventsSQL reads the first $1 unpublished events. Every row with
-// pending > 0 has at least one, so $1 rows are enough.
-const pendingEventsSQL = `
-SELECT (o.id << 20) | e.i, e.subject, e.msg_id, e.payload, o.created_at
-FROM (
-    SELECT id, created_at, subjects, msg_ids, payloads, published
-    FROM outbox_batches WHERE pending > 0 ORDER BY id LIMIT $1
-) AS o
-CROSS JOIN LATERAL unnest(string_to_array(o.subjects, E'\n'), string_to_array(o.msg_ids, E'\n'),
-    string_to_array(o.payloads, E'\n'), o.published) WITH ORDINALITY AS e(subject, msg_id, payload, published, i)
-WHERE NOT e.published
-ORDER BY o.id, e.i
-LIMIT $1`
+// pendingRowsSQL reads outbox rows with events not yet published, from
+// after id $1, oldest first.
+const pendingRowsSQL = `
+SELECT id, created_at, subjects, msg_ids, payloads, payloads_zstd, published
+FROM outbox_batches WHERE pending > 0 AND id > $1 ORDER BY id LIMIT $2`
+
+// pendingPage is how many outbox rows PendingEvents reads per query: most
+// hold hundreds of events.
+const pendingPage = 8
 
 // PendingEvents returns up to limit events not yet marked published, oldest
 // first. Two publishers may get the same events; JetStream de-duplication
@@ -270,23 +279,59 @@ func (db *DB) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.pool.Query(ctx, pendingEventsSQL, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
-	}
-	defer rows.Close()
 	var out []Event
-	for rows.Next() {
-		var e Event
-		var payload string
-		if err := rows.Scan(&e.ID, &e.Subject, &e.MsgID, &payload, &e.CreatedAt); err != nil {
-			return nil, fmt.Errorf("store: pending events: %w", err)
+	after := int64(0)
+	for len(out) < limit {
+		n := 0
+		rows, err := db.pool.Query(ctx, pendingRowsSQL, after, pendingPage)
+		if err != nil {
+			return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
 		}
-		e.Payload = []byte(payload)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
+		for rows.Next() && len(out) < limit {
+			var r struct {
+				id                         int64
+				at                         time.Time
+				subjects, msgIDs, payloads string
+				z                          []byte
+				published                  []bool
+			}
+			if err := rows.Scan(&r.id, &r.at, &r.subjects, &r.msgIDs, &r.payloads, &r.z, &r.published); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: pending events: %w", err)
+			}
+			n++
+			after = r.id
+			payloads, err := outboxPayloads(r.payloads, r.z)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: pending events of outbox row %d: %w", r.id, err)
+			}
+			subjects, msgIDs, lines := strings.Split(r.subjects, "\n"), strings.Split(r.msgIDs, "\n"), strings.Split(payloads, "\n")
+			if len(subjects) != len(r.published) || len(msgIDs) != len(r.published) || len(lines) != len(r.published) {
+				rows.Close()
+				return nil, fmt.Errorf("store: outbox row %d is damaged: %d flags, %d subjects, %d msg ids, %d payloads",
+					r.id, len(r.published), len(subjects), len(msgIDs), len(lines))
+			}
+			for i, done := range r.published {
+				if done {
+					continue
+				}
+				out = append(out, Event{
+					ID: r.id<<eventIndexBits | int64(i+1), Subject: subjects[i], MsgID: msgIDs[i],
+					Payload: []byte(lines[i]), CreatedAt: r.at,
+				})
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
+		}
+		if n < pendingPage {
+			break
+		}
 	}
 	return out, nil
 }

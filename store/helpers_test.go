@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -57,6 +58,26 @@ func (f *fixture) counts() map[string]int {
 		out[tb] = f.n("SELECT count(*) FROM " + tb)
 	}
 	out["list_members_changed"] = f.n("SELECT count(*) FROM list_members WHERE status <> 'subscribed'")
+	return out
+}
+
+// events returns the payloads of every pending event, decoded, in outbox
+// order: the outbox keeps them compressed.
+func (f *fixture) events() []store.Payload {
+	f.t.Helper()
+	evs, err := f.db.PendingEvents(context.Background(), 1<<20)
+	if err != nil {
+		f.t.Fatalf("PendingEvents: %v", err)
+	}
+	out := make([]store.Payload, len(evs))
+	for i, e := range evs {
+		if err := json.Unmarshal(e.Payload, &out[i]); err != nil {
+			f.t.Fatalf("event %s: %v", e.MsgID, err)
+		}
+		if out[i].EventID != e.MsgID {
+			f.t.Fatalf("event %s has event_id %s", e.MsgID, out[i].EventID)
+		}
+	}
 	return out
 }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -210,5 +211,43 @@ func TestOutboxPartialAndConcurrentMarks(t *testing.T) {
 	}
 	if n, err := f.db.PruneOutbox(ctx, t0.Add(time.Hour)); n != 2 || err != nil {
 		t.Errorf("PruneOutbox = %d, %v; want 2 rows", n, err)
+	}
+}
+
+// TestPendingEventsPages reads events spread over more outbox rows than
+// one query reads, some published, with limits that end inside a row and
+// on a row's end.
+func TestPendingEventsPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	for i := range 30 { // 30 outbox rows of 2 events
+		f.save(bounce(fmt.Sprintf("g%d", i), uint32(i+1), t0, "", rcpt(fmt.Sprintf("g%d@example.com", i), classify.MailboxUnknown)))
+	}
+	all, err := f.db.PendingEvents(ctx, 1000)
+	if err != nil || len(all) != 60 {
+		t.Fatalf("PendingEvents = %d events, %v; want 60", len(all), err)
+	}
+	// Publish both events of every third row and the first of every
+	// fourth.
+	var ids []int64
+	var want []store.Event
+	for i, e := range all {
+		row := i / 2
+		if row%3 == 0 || (row%4 == 0 && i%2 == 0) {
+			ids = append(ids, e.ID)
+			continue
+		}
+		want = append(want, e)
+	}
+	if err := f.db.MarkPublished(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 7, 8, 9, 17, len(want), 1000} {
+		got, err := f.db.PendingEvents(ctx, limit)
+		n := min(limit, len(want))
+		if err != nil || !reflect.DeepEqual(got, want[:n]) {
+			t.Errorf("PendingEvents(%d) = %d events, %v; want the first %d unpublished", limit, len(got), err, n)
+		}
 	}
 }

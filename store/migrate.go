@@ -96,6 +96,11 @@ func MigrationStatus(ctx context.Context, databaseURL string) ([]Migration, erro
 	return out, nil
 }
 
+// goMigrations are the migrations written in Go, beside the SQL files.
+func goMigrations() []*goose.Migration {
+	return []*goose.Migration{outboxZstdMigration()}
+}
+
 // provider returns a goose provider for the embedded migrations, speaking to
 // the database through pgx's database/sql driver, with the advisory lock.
 func provider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
@@ -103,6 +108,7 @@ func provider(cfg *pgx.ConnConfig) (*goose.Provider, func(), error) {
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
 		goose.WithSessionLocker(advisoryLocker{}),
 		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(goMigrations()...),
 		goose.WithSlog(slog.New(slog.NewTextHandler(io.Discard, nil))),
 	)
 	if err != nil {

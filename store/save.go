@@ -388,6 +388,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			go func() {
 				defer close(planned)
 				plan = run.plan(ev)
+				ev.seal() // compressed while the rows go in
 			}()
 			defer func() { <-planned }()
 			if msgData != nil && len(bySum) > 0 {

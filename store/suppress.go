@@ -682,11 +682,7 @@ func (r *policyRun) exec(ctx context.Context, tx pgx.Tx, p *policyPlan) (applyOu
 			return out, fmt.Errorf("write %d suppressions: %w", p.nSupp, err)
 		}
 	}
-	n, err := copyOutbox(ctx, tx, p.ev, r.now)
-	if err != nil {
-		return out, err
-	}
-	out.events = n + queueOutbox(p.b, p.ev, r.now)
+	out.events = queueOutbox(p.b, p.ev, r.now)
 	if p.b.Len() > 0 {
 		if err := tx.SendBatch(ctx, p.b).Close(); err != nil {
 			return out, fmt.Errorf("update suppressions and list members: %w", err)
