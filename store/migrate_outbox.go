@@ -101,11 +101,11 @@ func decompressOutbox(ctx context.Context, tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT payloads_zstd FROM outbox_batches WHERE id = $1`, id).Scan(&z); err != nil {
 			return err
 		}
-		payloads, err := outboxPayloads("", z)
+		payloads, err := outboxPayloads(nil, z)
 		if err != nil {
 			return fmt.Errorf("outbox row %d: %w", id, err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox_batches SET payloads = $2, payloads_zstd = NULL WHERE id = $1`, id, payloads); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox_batches SET payloads = $2, payloads_zstd = NULL WHERE id = $1`, id, string(payloads)); err != nil {
 			return err
 		}
 	}
