@@ -126,12 +126,12 @@ func (c *copyData) bytes() []byte { return binary.BigEndian.AppendUint16(c.b, 0x
 
 // copyIn runs COPY table (columns) FROM STDIN with data (copyData.bytes)
 // and returns how many rows it wrote.
-func copyIn(ctx context.Context, tx pgx.Tx, table string, columns []string, data []byte) (int64, error) {
+func copyIn(ctx context.Context, tx txConn, table string, columns []string, data []byte) (int64, error) {
 	return copyInReader(ctx, tx, table, columns, bytes.NewReader(data))
 }
 
 // copyInReader is copyIn with the data read from r.
-func copyInReader(ctx context.Context, tx pgx.Tx, table string, columns []string, r io.Reader) (int64, error) {
+func copyInReader(ctx context.Context, tx txConn, table string, columns []string, r io.Reader) (int64, error) {
 	var q strings.Builder
 	q.WriteString("COPY ")
 	q.WriteString(pgx.Identifier{table}.Sanitize())

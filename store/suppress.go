@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bouncer-mail/bouncer/classify"
 )
@@ -310,7 +311,7 @@ SELECT nextval('suppressions_id_seq') FROM generate_series(1, $1)`
 //
 // Round trips: one to lock and read (and reserve suppression ids), a COPY
 // of new suppressions, one to write the rest.
-func (db *DB) applySuppressions(ctx context.Context, tx pgx.Tx, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
+func (db *DB) applySuppressions(ctx context.Context, tx txConn, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
 	if b == nil {
 		b = &pgx.Batch{}
 	}
@@ -492,7 +493,7 @@ func (r *policyRun) queueSweep(b *pgx.Batch, addrs []string) {
 // write decides the candidates against what queueRead read, writes new
 // suppressions (a COPY), then upgrades, list memberships and ev with the
 // events of the changes as the outbox row, in one round trip.
-func (r *policyRun) write(ctx context.Context, tx pgx.Tx, ev *outboxRows) (applyOutcome, error) {
+func (r *policyRun) write(ctx context.Context, tx txConn, ev *outboxRows) (applyOutcome, error) {
 	return r.exec(ctx, tx, r.plan(ev))
 }
 
@@ -670,7 +671,7 @@ func (r *policyRun) plan(ev *outboxRows) *policyPlan {
 
 // exec writes what plan prepared: a COPY of new suppressions, the outbox
 // row (a COPY when big), then one round trip for the rest.
-func (r *policyRun) exec(ctx context.Context, tx pgx.Tx, p *policyPlan) (applyOutcome, error) {
+func (r *policyRun) exec(ctx context.Context, tx txConn, p *policyPlan) (applyOutcome, error) {
 	out := p.out
 	if p.err != nil {
 		return out, p.err
@@ -689,6 +690,63 @@ func (r *policyRun) exec(ctx context.Context, tx pgx.Tx, p *policyPlan) (applyOu
 		}
 	}
 	return out, nil
+}
+
+// txConn is what the write path needs of a transaction: a pgx.Tx, or a
+// batchTx.
+type txConn interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Conn() *pgx.Conn
+}
+
+// batchTx is a transaction whose BEGIN goes with its first batch of
+// statements, not in a round trip of its own (see inBatchTx).
+type batchTx struct {
+	c     *pgxpool.Conn
+	begun bool
+}
+
+func (t *batchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if !t.begun {
+		t.begun = true
+		first := &pgx.Batch{}
+		first.Queue("BEGIN")
+		first.QueuedQueries = append(first.QueuedQueries, b.QueuedQueries...)
+		b = first
+	}
+	return t.c.SendBatch(ctx, b)
+}
+
+func (t *batchTx) Conn() *pgx.Conn { return t.c.Conn() }
+
+// inBatchTx is inTx for an f whose first statements go in a batch
+// (SendBatch): the transaction begins with them, which saves a round trip.
+func (db *DB) inBatchTx(ctx context.Context, f func(*batchTx) error) error {
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	// A connection left in a transaction (an error, a cancelled ctx) is
+	// closed by Release rather than pooled.
+	defer c.Release()
+	t := &batchTx{c: c}
+	if err := f(t); err != nil {
+		if t.begun {
+			c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		return err
+	}
+	if !t.begun {
+		return fmt.Errorf("begin: the transaction sent no statement")
+	}
+	tag, err := c.Exec(ctx, "COMMIT")
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
+	}
+	return nil
 }
 
 // inTx runs f in a transaction and commits it.
