@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,5 +250,28 @@ func TestPendingEventsPages(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, want[:n]) {
 			t.Errorf("PendingEvents(%d) = %d events, %v; want the first %d unpublished", limit, len(got), err, n)
 		}
+	}
+}
+
+// TestPendingEventsDamagedRow: an outbox row whose lines do not match its
+// flags, or whose compressed payloads do not decompress, is an error that
+// names the row, not events with missing parts.
+func TestPendingEventsDamagedRow(t *testing.T) {
+	t.Parallel()
+	for name, ins := range map[string]string{
+		"lines": `INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, published, pending)
+			VALUES (now(), E'a\nb', 'x', E'{}\n{}', '{f,f}', 2) RETURNING id`,
+		"zstd": `INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, payloads_zstd, published, pending)
+			VALUES (now(), 'a', 'x', '', '\x28b52ffd00', '{f}', 1) RETURNING id`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, store.Policy{})
+			id := f.n(ins)
+			_, err := f.db.PendingEvents(t.Context(), 10)
+			if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("outbox row %d", id)) {
+				t.Errorf("PendingEvents = %v, want an error naming outbox row %d", err, id)
+			}
+		})
 	}
 }
