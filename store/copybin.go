@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -127,11 +126,6 @@ func (c *copyData) bytes() []byte { return binary.BigEndian.AppendUint16(c.b, 0x
 // copyIn runs COPY table (columns) FROM STDIN with data (copyData.bytes)
 // and returns how many rows it wrote.
 func copyIn(ctx context.Context, tx txConn, table string, columns []string, data []byte) (int64, error) {
-	return copyInReader(ctx, tx, table, columns, bytes.NewReader(data))
-}
-
-// copyInReader is copyIn with the data read from r.
-func copyInReader(ctx context.Context, tx txConn, table string, columns []string, r io.Reader) (int64, error) {
 	var q strings.Builder
 	q.WriteString("COPY ")
 	q.WriteString(pgx.Identifier{table}.Sanitize())
@@ -143,7 +137,7 @@ func copyInReader(ctx context.Context, tx txConn, table string, columns []string
 		q.WriteString(pgx.Identifier{col}.Sanitize())
 	}
 	q.WriteString(") FROM STDIN (FORMAT binary)")
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, r, q.String())
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), q.String())
 	if err != nil {
 		return 0, err
 	}

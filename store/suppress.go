@@ -669,8 +669,8 @@ func (r *policyRun) plan(ev *outboxRows) *policyPlan {
 	return p
 }
 
-// exec writes what plan prepared: a COPY of new suppressions, the outbox
-// row (a COPY when big), then one round trip for the rest.
+// exec writes what plan prepared: a COPY of new suppressions, then one
+// round trip for the rest, the outbox row included.
 func (r *policyRun) exec(ctx context.Context, tx txConn, p *policyPlan) (applyOutcome, error) {
 	out := p.out
 	if p.err != nil {
