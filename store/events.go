@@ -291,7 +291,7 @@ func (db *DB) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
 		}
-		for rows.Next() && len(out) < limit {
+		for len(out) < limit && rows.Next() {
 			var r struct {
 				id               int64
 				at               time.Time
