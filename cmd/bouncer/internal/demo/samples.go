@@ -97,20 +97,25 @@ var variants553 = []struct {
 
 // mta553 wraps a refused RCPT TO the way three kinds of MTA return it: a
 // Postfix DSN (RFC 3464), an Exim notice and a qmail notice (free text).
-// returnedMessage is the newsletter the Exim and qmail notices quote back:
-// %[1]s is the recipient, %[3]s the sample's id.
-const returnedMessage = `From: Lists at Example <news@lists.example.com>
+// returnedHeaders are the headers of the newsletter every notice returns
+// (the Postfix DSN as text/rfc822-headers), and returnedMessage the whole
+// of it, which the Exim and qmail notices quote back: %[1]s is the
+// recipient, %[3]s the sample's id.
+const (
+	returnedHeaders = `From: Lists at Example <news@lists.example.com>
 To: %[1]s
 Subject: Your November newsletter
 Date: Mon, 02 Nov 2026 09:10:00 +0000
 Message-ID: <nl-2026-11.%[3]s@lists.example.com>
 List-Id: Example News <news.lists.example.com>
 X-Campaign-Id: cmp-2026-11
-MIME-Version: 1.0
+`
+	returnedMessage = returnedHeaders + `MIME-Version: 1.0
 Content-Type: text/plain; charset=utf-8
 
 Hello from the list.
 `
+)
 
 var mta553 = map[string]func(rcpt, reply, id string) string{
 	"postfix": func(rcpt, reply, id string) string {
@@ -122,16 +127,16 @@ var mta553 = map[string]func(rcpt, reply, id string) string{
 Date: Mon,  2 Nov 2026 09:10:05 +0000 (UTC)
 From: MAILER-DAEMON@mx.lists.example.com (Mail Delivery System)
 Subject: Undelivered Mail Returned to Sender
-To: bounces+%[4]s@lists.example.com
+To: bounces+%[3]s@lists.example.com
 Auto-Submitted: auto-replied
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status;
-	boundary="%[4]s.1730538605/mx.lists.example.com"
-Message-Id: <20261102091005.%[4]s@mx.lists.example.com>
+	boundary="%[3]s.1730538605/mx.lists.example.com"
+Message-Id: <20261102091005.%[3]s@mx.lists.example.com>
 
 This is a MIME-encapsulated message.
 
---%[4]s.1730538605/mx.lists.example.com
+--%[3]s.1730538605/mx.lists.example.com
 Content-Description: Notification
 Content-Type: text/plain; charset=us-ascii
 
@@ -145,7 +150,7 @@ be delivered to one or more recipients. It's attached below.
 <%[1]s>: host mx.remote.example[192.0.2.10] said: %[2]s (in reply to RCPT TO
     command)
 
---%[4]s.1730538605/mx.lists.example.com
+--%[3]s.1730538605/mx.lists.example.com
 Content-Description: Delivery report
 Content-Type: message/delivery-status
 
@@ -155,24 +160,17 @@ Arrival-Date: Mon,  2 Nov 2026 09:10:01 +0000 (UTC)
 Final-Recipient: rfc822; %[1]s
 Original-Recipient: rfc822;%[1]s
 Action: failed
-Status: %[3]s
+Status: %[4]s
 Remote-MTA: dns; mx.remote.example
 Diagnostic-Code: smtp; %[2]s
 
---%[4]s.1730538605/mx.lists.example.com
+--%[3]s.1730538605/mx.lists.example.com
 Content-Description: Undelivered Message Headers
 Content-Type: text/rfc822-headers
 
-From: Lists at Example <news@lists.example.com>
-To: %[1]s
-Subject: Your November newsletter
-Date: Mon, 02 Nov 2026 09:10:00 +0000
-Message-ID: <nl-2026-11.%[4]s@lists.example.com>
-List-Id: Example News <news.lists.example.com>
-X-Campaign-Id: cmp-2026-11
-
---%[4]s.1730538605/mx.lists.example.com--
-`, rcpt, reply, status, id)
+`+returnedHeaders+`
+--%[3]s.1730538605/mx.lists.example.com--
+`, rcpt, reply, id, status)
 	},
 	"exim": func(rcpt, reply, id string) string {
 		return fmt.Sprintf(`Return-path: <>
