@@ -125,7 +125,7 @@ func (c *copyData) bytes() []byte { return binary.BigEndian.AppendUint16(c.b, 0x
 
 // copyIn runs COPY table (columns) FROM STDIN with data (copyData.bytes)
 // and returns how many rows it wrote.
-func copyIn(ctx context.Context, tx txConn, table string, columns []string, data []byte) (int64, error) {
+func copyIn(ctx context.Context, tx *txn, table string, columns []string, data []byte) (int64, error) {
 	var q strings.Builder
 	q.WriteString("COPY ")
 	q.WriteString(pgx.Identifier{table}.Sanitize())
@@ -137,7 +137,7 @@ func copyIn(ctx context.Context, tx txConn, table string, columns []string, data
 		q.WriteString(pgx.Identifier{col}.Sanitize())
 	}
 	q.WriteString(") FROM STDIN (FORMAT binary)")
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), q.String())
+	tag, err := tx.copyFrom(ctx, bytes.NewReader(data), q.String())
 	if err != nil {
 		return 0, err
 	}

@@ -226,7 +226,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 	fast, look := true, db.lookFirst.Load()
 	var err error
 	for {
-		err = db.inBatchTx(ctx, func(tx *batchTx) error {
+		err = db.inTx(ctx, func(tx *txn) error {
 			// Round trip 1: the checkpoint, lock the addresses the policy
 			// may change (before any message or row, so that no saver
 			// waits for a lock while holding rows another may wait for),

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bouncer-mail/bouncer/classify"
@@ -311,7 +313,7 @@ SELECT nextval('suppressions_id_seq') FROM generate_series(1, $1)`
 //
 // Round trips: one to lock and read (and reserve suppression ids), a COPY
 // of new suppressions, one to write the rest.
-func (db *DB) applySuppressions(ctx context.Context, tx txConn, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
+func (db *DB) applySuppressions(ctx context.Context, tx *txn, now time.Time, b *pgx.Batch, ev *outboxRows, cands []candidate, removals []removal, sweep []string) (applyOutcome, error) {
 	if b == nil {
 		b = &pgx.Batch{}
 	}
@@ -493,7 +495,7 @@ func (r *policyRun) queueSweep(b *pgx.Batch, addrs []string) {
 // write decides the candidates against what queueRead read, writes new
 // suppressions (a COPY), then upgrades, list memberships and ev with the
 // events of the changes as the outbox row, in one round trip.
-func (r *policyRun) write(ctx context.Context, tx txConn, ev *outboxRows) (applyOutcome, error) {
+func (r *policyRun) write(ctx context.Context, tx *txn, ev *outboxRows) (applyOutcome, error) {
 	return r.exec(ctx, tx, r.plan(ev))
 }
 
@@ -671,7 +673,7 @@ func (r *policyRun) plan(ev *outboxRows) *policyPlan {
 
 // exec writes what plan prepared: a COPY of new suppressions, then one
 // round trip for the rest, the outbox row included.
-func (r *policyRun) exec(ctx context.Context, tx txConn, p *policyPlan) (applyOutcome, error) {
+func (r *policyRun) exec(ctx context.Context, tx *txn, p *policyPlan) (applyOutcome, error) {
 	out := p.out
 	if p.err != nil {
 		return out, p.err
@@ -692,21 +694,17 @@ func (r *policyRun) exec(ctx context.Context, tx txConn, p *policyPlan) (applyOu
 	return out, nil
 }
 
-// txConn is what the write path needs of a transaction: a pgx.Tx, or a
-// batchTx.
-type txConn interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-	Conn() *pgx.Conn
-}
-
-// batchTx is a transaction whose BEGIN goes with its first batch of
-// statements, not in a round trip of its own (see inBatchTx).
-type batchTx struct {
+// txn is a transaction of the store. Its BEGIN goes to the server with
+// its first batch of statements rather than in a round trip of its own;
+// a first statement that is not a batch (a query, a COPY) begins it
+// alone.
+type txn struct {
 	c     *pgxpool.Conn
 	begun bool
 }
 
-func (t *batchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+// SendBatch sends b, with BEGIN at its head when it is the first.
+func (t *txn) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if !t.begun {
 		t.begun = true
 		first := &pgx.Batch{}
@@ -717,11 +715,34 @@ func (t *batchTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults 
 	return t.c.SendBatch(ctx, b)
 }
 
-func (t *batchTx) Conn() *pgx.Conn { return t.c.Conn() }
+// begin sends BEGIN alone unless the transaction has begun.
+func (t *txn) begin(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	t.begun = true
+	_, err := t.c.Exec(ctx, "BEGIN")
+	return err
+}
 
-// inBatchTx is inTx for an f whose first statements go in a batch
-// (SendBatch): the transaction begins with them, which saves a round trip.
-func (db *DB) inBatchTx(ctx context.Context, f func(*batchTx) error) error {
+// Query runs one query in the transaction.
+func (t *txn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	return t.c.Query(ctx, sql, args...)
+}
+
+// copyFrom runs a COPY ... FROM STDIN in the transaction.
+func (t *txn) copyFrom(ctx context.Context, r io.Reader, sql string) (pgconn.CommandTag, error) {
+	if err := t.begin(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return t.c.Conn().PgConn().CopyFrom(ctx, r, sql)
+}
+
+// inTx runs f in a transaction and commits it.
+func (db *DB) inTx(ctx context.Context, f func(*txn) error) error {
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -729,7 +750,7 @@ func (db *DB) inBatchTx(ctx context.Context, f func(*batchTx) error) error {
 	// A connection left in a transaction (an error, a cancelled ctx) is
 	// closed by Release rather than pooled.
 	defer c.Release()
-	t := &batchTx{c: c}
+	t := &txn{c: c}
 	if err := f(t); err != nil {
 		if t.begun {
 			c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
@@ -737,7 +758,7 @@ func (db *DB) inBatchTx(ctx context.Context, f func(*batchTx) error) error {
 		return err
 	}
 	if !t.begun {
-		return fmt.Errorf("begin: the transaction sent no statement")
+		return nil // nothing was sent: nothing to commit
 	}
 	tag, err := c.Exec(ctx, "COMMIT")
 	if err != nil {
@@ -745,22 +766,6 @@ func (db *DB) inBatchTx(ctx context.Context, f func(*batchTx) error) error {
 	}
 	if tag.String() != "COMMIT" {
 		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
-	}
-	return nil
-}
-
-// inTx runs f in a transaction and commits it.
-func (db *DB) inTx(ctx context.Context, f func(pgx.Tx) error) error {
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -803,7 +808,7 @@ func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, b
 		c.expires = now.Add(req.Expires)
 	}
 	var out applyOutcome
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTx(ctx, func(tx *txn) error {
 		var err error
 		out, err = db.applySuppressions(ctx, tx, now, nil, nil, []candidate{c}, nil, nil)
 		return err
@@ -835,7 +840,7 @@ func (db *DB) Unsuppress(ctx context.Context, address, listID, by, why string) (
 	now := db.clock()
 	r := removal{address: addr, listID: listID, by: cleanText(by, 256), why: cleanText(why, 2048)}
 	var out applyOutcome
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTx(ctx, func(tx *txn) error {
 		var err error
 		out, err = db.applySuppressions(ctx, tx, now, nil, nil, nil, []removal{r}, nil)
 		return err
@@ -874,7 +879,7 @@ func (db *DB) ExpireSuppressions(ctx context.Context) (int, error) {
 	for {
 		now := db.clock()
 		var n int
-		err := db.inTx(ctx, func(tx pgx.Tx) error {
+		err := db.inTx(ctx, func(tx *txn) error {
 			rows, err := tx.Query(ctx, expiredAddressesSQL, now, 500)
 			if err != nil {
 				return err
