@@ -164,8 +164,6 @@ func (o *outboxRows) add(subject string, p *Payload) error {
 	return nil
 }
 
-func (o *outboxRows) len() int { return o.n }
-
 // outboxMark is how far an outboxRows was filled.
 type outboxMark struct{ n, subjects, msgIDs, payloads int }
 

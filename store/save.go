@@ -409,7 +409,7 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			<-planned
 			out, err := run.exec(ctx, tx, plan)
 			if err != nil {
-				return fmt.Errorf("insert %d bounces: %w", len(rows), err)
+				return fmt.Errorf("apply the policy to %d bounces: %w", len(rows), err)
 			}
 			res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
 			return nil

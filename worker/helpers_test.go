@@ -251,12 +251,7 @@ func expect(msgs []corpusMsg, copies int) expectation {
 	return e
 }
 
-// folderState counts the messages of each folder by hash.
-func folderState(t testing.TB, c *imapclient.Client, inbox string) map[string]map[[32]byte]int {
-	t.Helper()
-	return folderStateOf(t, c, inbox, []string{"", "Processed", "Quarantine"})
-}
-
+// folderStateOf counts the messages of each folder by hash ("" is inbox).
 func folderStateOf(t testing.TB, c *imapclient.Client, inbox string, folders []string) map[string]map[[32]byte]int {
 	t.Helper()
 	out := map[string]map[[32]byte]int{}
