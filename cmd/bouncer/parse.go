@@ -45,8 +45,9 @@ func runParse(ctx context.Context, e *env, args []string) error {
 	if e.getenv("GOGC") == "" {
 		// Classifying is allocation-heavy and its live heap small: a
 		// higher GC target trades a few MB for a third more throughput
-		// on two cores. GOGC set by the user wins.
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		// on two cores. GOGC set by the user wins. (The worker's target;
+		// parse sets no memory limit: it may be given any number of cores.)
+		defer debug.SetGCPercent(debug.SetGCPercent(workerGCPercent))
 	}
 
 	var unreadable []string

@@ -178,8 +178,9 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-// The defaults of tuneGC; worker/bench_test.go starts its worker with the
-// same (GOGC=400, GOMEMLIMIT=192MiB), and store/bench_test.go runs with them.
+// The defaults of tuneGC (parse uses the GC target too); worker/bench_test.go
+// starts its worker with the same (GOGC=400, GOMEMLIMIT=192MiB), and
+// store/bench_test.go runs with them.
 const (
 	workerGCPercent   = 400
 	workerMemoryLimit = 192 << 20
