@@ -69,8 +69,10 @@ func (s *Show) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		processed := Counter(s.Worker.Gatherer(), "bouncer_messages_total")
-		published := Counter(s.Worker.Gatherer(), "bouncer_events_published_total")
 		done = processed >= n && s.settled(ctx)
+		// Read after settled: the relay counts events once it has marked
+		// them, so a count read before could miss the last ones.
+		published := Counter(s.Worker.Gatherer(), "bouncer_events_published_total")
 		line := fmt.Sprintf("processed %d/%d messages, %d events published", min(processed, n), n, published)
 		switch {
 		case s.TTY && done:
