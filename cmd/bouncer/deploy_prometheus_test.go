@@ -126,7 +126,7 @@ func checkPromQL(t *testing.T, where, expr string, metrics map[string][]string) 
 		name := vs.Name
 		if name == "" {
 			for _, m := range vs.LabelMatchers {
-				if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+				if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 					name = m.Value
 				}
 			}
@@ -140,7 +140,7 @@ func checkPromQL(t *testing.T, where, expr string, metrics map[string][]string) 
 			return nil
 		}
 		for _, m := range vs.LabelMatchers {
-			if m.Name != labels.MetricName && !known(name, m.Name) {
+			if m.Name != model.MetricNameLabel && !known(name, m.Name) {
 				t.Errorf("%s: %s has no label %q (it has %v)", where, name, m.Name, metrics[name])
 			}
 		}

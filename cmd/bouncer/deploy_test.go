@@ -51,7 +51,7 @@ func loadCompose(t *testing.T, env []string) *types.Project {
 	if err != nil {
 		t.Fatalf("compose options: %v", err)
 	}
-	p, err := cli.ProjectFromOptions(t.Context(), opts)
+	p, err := opts.LoadProject(t.Context())
 	if err != nil {
 		t.Fatalf("load docker-compose.yml: %v", err)
 	}
