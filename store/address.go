@@ -37,6 +37,12 @@ func NormalizeAddress(s string) (addr, domain string) {
 	return local + "@" + domain, domain
 }
 
+// isAddress reports whether a NormalizeAddress result is an address a
+// person may suppress or check: a local part, an @ and a domain.
+func isAddress(addr, domain string) bool {
+	return domain != "" && len(addr) > len(domain)+1
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {

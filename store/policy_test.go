@@ -306,8 +306,10 @@ func TestUndo(t *testing.T) {
 	if got, want := f.member("news", "a@example.com"), "unsubscribed"; got != want {
 		t.Errorf("member news = %s, want %s (the list suppression is still in force)", got, want)
 	}
-	if _, _, err := f.db.Suppress(ctx, store.SuppressRequest{Address: "not an address", By: "bob"}); !errors.Is(err, store.ErrInvalid) {
-		t.Errorf("Suppress(not an address) = %v, want ErrInvalid", err)
+	for _, bad := range []string{"not an address", "@example.com", "a@"} {
+		if _, _, err := f.db.Suppress(ctx, store.SuppressRequest{Address: bad, By: "bob"}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Suppress(%q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }
 
@@ -336,5 +338,20 @@ func TestSoftDaysWithinOneBatch(t *testing.T) {
 	}
 	if s, err := f.db.CheckSuppression(t.Context(), "b@example.com", "news"); err != nil || s == nil || s.Reason != store.ReasonSoft {
 		t.Errorf("CheckSuppression(b) = %+v, %v; want soft", s, err)
+	}
+}
+
+// TestCheckSuppressionNotAnAddress: a check of something that is not an
+// address is an error, not "may be mailed".
+func TestCheckSuppressionNotAnAddress(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	for _, bad := range []string{"", "  ", "not an address", "a@", "@example.com"} {
+		if s, err := f.db.CheckSuppression(t.Context(), bad, ""); !errors.Is(err, store.ErrInvalid) || s != nil {
+			t.Errorf("CheckSuppression(%q) = %+v, %v; want ErrInvalid", bad, s, err)
+		}
+	}
+	if s, err := f.db.CheckSuppression(t.Context(), "A@Example.COM", ""); err != nil || s != nil {
+		t.Errorf("CheckSuppression(A@Example.COM) = %+v, %v; want none", s, err)
 	}
 }

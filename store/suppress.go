@@ -788,7 +788,7 @@ type SuppressRequest struct {
 // reason it upgrades it.
 func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, bool, error) {
 	addr, domain := NormalizeAddress(req.Address)
-	if addr == "" || domain == "" {
+	if !isAddress(addr, domain) {
 		return Suppression{}, false, fmt.Errorf("%w: %q is not an email address", ErrInvalid, req.Address)
 	}
 	if req.By == "" {
@@ -912,9 +912,13 @@ LIMIT 1`
 
 // CheckSuppression returns the suppression in force for address: the
 // global one, or, when listID is given, one for that list. It returns nil
-// when the address may be mailed.
+// when the address may be mailed, and an error wrapping ErrInvalid when
+// address is not an email address.
 func (db *DB) CheckSuppression(ctx context.Context, address, listID string) (*Suppression, error) {
-	addr, _ := NormalizeAddress(address)
+	addr, domain := NormalizeAddress(address)
+	if !isAddress(addr, domain) {
+		return nil, fmt.Errorf("%w: %q is not an email address", ErrInvalid, address)
+	}
 	s, err := scanSuppression(db.pool.QueryRow(ctx, checkSuppressionSQL, addr, listID, db.clock()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

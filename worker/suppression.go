@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/bouncer-mail/bouncer/store"
 )
 
 // SuppressionSubject is the NATS subject of the suppression check service.
@@ -73,6 +76,10 @@ func (w *Worker) handleCheck(ctx context.Context, req micro.Request) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	sup, err := w.db.CheckSuppression(ctx, cr.Address, cr.ListID)
+	if errors.Is(err, store.ErrInvalid) {
+		req.Error("400", "bad request: "+err.Error(), nil)
+		return
+	}
 	if err != nil {
 		w.log.Warn("suppression check", "err", err, "rcpt_domain", domainOf(cr.Address))
 		req.Error("503", "store unavailable", nil)

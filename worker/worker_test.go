@@ -180,8 +180,10 @@ func TestSuppressionCheck(t *testing.T) {
 			t.Errorf("check %s = %+v, want suppressed %v scope %q", tt.req, resp, tt.suppressed, tt.scope)
 		}
 	}
-	msg, err := nc.Request(SuppressionSubject, []byte(`{"address":""}`), 2*time.Second)
-	if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "400" {
-		t.Errorf("check of no address: %v, headers %v; want error 400", err, msg.Header)
+	for _, req := range []string{`{"address":""}`, `{"address":"a@"}`, `@example.com`} {
+		msg, err := nc.Request(SuppressionSubject, []byte(req), 2*time.Second)
+		if err != nil || msg.Header.Get("Nats-Service-Error-Code") != "400" {
+			t.Errorf("check of %s: %v, headers %v; want error 400", req, err, msg.Header)
+		}
 	}
 }

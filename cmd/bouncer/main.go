@@ -46,7 +46,8 @@ var commands = map[string]command{
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 }
 
-// errUsage marks an error whose message is a usage text: exit status 2.
+// errUsage marks an error whose message is a usage text: exit status 2,
+// as for errCheckFailed; any other error exits with 1.
 var errUsage = errors.New("usage")
 
 func main() {
@@ -56,7 +57,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bouncer:", err)
-		if errors.Is(err, errUsage) {
+		if errors.Is(err, errUsage) || errors.Is(err, errCheckFailed) {
 			os.Exit(2)
 		}
 		os.Exit(1)

@@ -86,6 +86,17 @@ func TestSuppressionsCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "not suppressed") {
 		t.Errorf("suppressions check new = %q, %v", out, err)
 	}
+	// No database: it cannot tell, and must not exit as "suppressed".
+	if _, _, err := runWith(t, "postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=2", "suppressions", "check", "a@example.com"); !errors.Is(err, errCheckFailed) {
+		t.Errorf("suppressions check without a database = %v; want errCheckFailed", err)
+	}
+	// Not an address: it cannot tell either.
+	for _, bad := range []string{"not an address", "a@", "@example.com"} {
+		out, _, err = runWith(t, url, "suppressions", "check", bad)
+		if !errors.Is(err, errCheckFailed) || errors.Is(err, errSuppressed) || out != "" || !strings.Contains(err.Error(), "not an email address") {
+			t.Errorf("suppressions check %q = %q, %v; want errCheckFailed naming the bad address", bad, out, err)
+		}
+	}
 
 	out, _, err = runWith(t, url, "suppressions", "add", "new@example.com", "--list", "news", "--reason", "asked us by phone", "--by", "carol")
 	if err != nil || !strings.Contains(out, "new@example.com: suppressed (list scope news), reason manual") {

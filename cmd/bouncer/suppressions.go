@@ -20,7 +20,7 @@ const suppressionsUsage = `usage: bouncer suppressions COMMAND [flags]
 
 commands:
   list [--list L | --global] [--all] [--limit N] [--json]
-  check ADDRESS [--list L]          exit status 1 when suppressed
+  check ADDRESS [--list L]          exit status 1 when suppressed, 2 when it cannot tell
   add ADDRESS --reason R [--list L] [--by WHO] [--expires 30d]
   remove ADDRESS --by WHO --why WHY [--list L]
   export --format csv|json [--list L | --global] [--all]
@@ -35,6 +35,11 @@ Every command takes --database-url (default $DATABASE_URL, else
 // errSuppressed makes `suppressions check` exit non-zero for a suppressed
 // address, like grep: scripts branch on it.
 var errSuppressed = errors.New("suppressed")
+
+// errCheckFailed marks a `suppressions check` that could not tell (not an
+// address, no database): exit status 2, never the 1 of a suppressed
+// address.
+var errCheckFailed = errors.New("suppressions check failed")
 
 func runSuppressions(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -139,7 +144,7 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 	case "check":
 		s, err := db.CheckSuppression(ctx, pos[0], *list)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errCheckFailed, err)
 		}
 		if s == nil {
 			fmt.Fprintf(e.stdout, "%s: not suppressed\n", pos[0])
