@@ -342,7 +342,7 @@ func TestSoftDaysWithinOneBatch(t *testing.T) {
 }
 
 // TestCheckSuppressionNotAnAddress: a check of something that is not an
-// address is an error, not "may be mailed".
+// address is an error, not "may be mailed"; so is a negative list limit.
 func TestCheckSuppressionNotAnAddress(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.Policy{})
@@ -350,6 +350,9 @@ func TestCheckSuppressionNotAnAddress(t *testing.T) {
 		if s, err := f.db.CheckSuppression(t.Context(), bad, ""); !errors.Is(err, store.ErrInvalid) || s != nil {
 			t.Errorf("CheckSuppression(%q) = %+v, %v; want ErrInvalid", bad, s, err)
 		}
+	}
+	if l, err := f.db.ListSuppressions(t.Context(), store.SuppressionFilter{Limit: -1}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("ListSuppressions(limit -1) = %v, %v; want ErrInvalid", l, err)
 	}
 	if s, err := f.db.CheckSuppression(t.Context(), "A@Example.COM", ""); err != nil || s != nil {
 		t.Errorf("CheckSuppression(A@Example.COM) = %+v, %v; want none", s, err)

@@ -952,6 +952,9 @@ LIMIT nullif($5, 0)`
 // every record with All. It reads the whole table (for an export); the
 // suppressions of one address come from AddressHistory.
 func (db *DB) ListSuppressions(ctx context.Context, f SuppressionFilter) ([]Suppression, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("%w: limit %d (want 0 for all, or more)", ErrInvalid, f.Limit)
+	}
 	rows, err := db.pool.Query(ctx, listSuppressionsSQL, f.ListID, f.Global, f.All, db.clock(), f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list suppressions: %w", mapErr(err))

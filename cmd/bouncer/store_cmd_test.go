@@ -86,6 +86,9 @@ func TestSuppressionsCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "not suppressed") {
 		t.Errorf("suppressions check new = %q, %v", out, err)
 	}
+	if _, _, err := runWith(t, url, "suppressions", "list", "--limit", "-3"); !errors.Is(err, errUsage) {
+		t.Errorf("suppressions list --limit -3 = %v; want a usage error", err)
+	}
 	// No database: it cannot tell, and must not exit as "suppressed".
 	if _, _, err := runWith(t, "postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=2", "suppressions", "check", "a@example.com"); !errors.Is(err, errCheckFailed) {
 		t.Errorf("suppressions check without a database = %v; want errCheckFailed", err)

@@ -121,6 +121,9 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 	case "list", "export":
 		f := store.SuppressionFilter{ListID: *list, Global: *global, All: *all}
 		if limit != nil {
+			if *limit < 0 {
+				return fmt.Errorf("%w: --limit %d (want 0 for all, or more)", errUsage, *limit)
+			}
 			f.Limit = *limit
 		}
 		sups, err := db.ListSuppressions(ctx, f)
