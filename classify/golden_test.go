@@ -150,7 +150,9 @@ func TestMixedBareCR(t *testing.T) {
 	}
 }
 
-// CRLF and LF copies of a message classify alike.
+// LF, CRLF and CR CR LF (CRLF converted again by a text-mode copy)
+// copies of a message classify alike, and so does a copy with only some
+// lines doubled.
 func TestLineEnds(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("testdata", "mailbox_unknown-postfix.eml"))
 	if err != nil {
@@ -160,13 +162,35 @@ func TestLineEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crlf, err := Classify(bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")))
-	if err != nil {
-		t.Fatal(err)
+	want, _ := json.Marshal(lf.Records())
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	for i := range lines[len(lines)/2:] {
+		lines[len(lines)/2+i] = bytes.ReplaceAll(lines[len(lines)/2+i], []byte("\n"), []byte("\r\r\n"))
 	}
-	a, _ := json.Marshal(lf.Records())
-	b, _ := json.Marshal(crlf.Records())
-	if !bytes.Equal(a, b) {
-		t.Errorf("LF and CRLF differ:\n%s\n%s", a, b)
+	for name, b := range map[string][]byte{
+		"CRLF":              bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")),
+		"CR CR LF":          bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\r\n")),
+		"CR CR CR LF":       bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\r\r\n")),
+		"LF, then CR CR LF": bytes.Join(lines, nil),
+	} {
+		rep, err := Classify(b)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got, _ := json.Marshal(rep.Records()); !bytes.Equal(got, want) {
+			t.Errorf("LF and %s differ:\n%s\n%s", name, want, got)
+		}
+	}
+}
+
+func TestCollapseCRRuns(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\r\r\nb": "a\r\nb", "a\r\r\r\n": "a\r\n", "a\r\nb": "a\r\nb", "a\r\rb\r\r": "a\r\rb\r\r",
+		"\r\r\n\r\r\n": "\r\n\r\n", "a\n": "a\n",
+	} {
+		if got := string(collapseCRRuns([]byte(in))); got != want {
+			t.Errorf("collapseCRRuns(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

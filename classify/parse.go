@@ -37,11 +37,17 @@ func (c *Classifier) Classify(raw []byte) (*Report, error) {
 
 // fixLineEnds turns CR-only line ends (old Macintosh mail) into LF when
 // they are most of the line ends, as when a server added a CRLF or two to
-// such a message; CRLF and LF are left to the MIME reader.
+// such a message, and a run of CRs before an LF (CRLF converted again by
+// a text-mode copy: CR CR LF) into one CR; CRLF and LF are left to the
+// MIME reader.
 func fixLineEnds(raw []byte) []byte {
 	cr := bytes.Count(raw, []byte("\r"))
 	if cr == 0 {
 		return raw
+	}
+	if bytes.Contains(raw, []byte("\r\r\n")) {
+		raw = collapseCRRuns(raw)
+		cr = bytes.Count(raw, []byte("\r"))
 	}
 	lf := bytes.Count(raw, []byte("\n"))
 	crlf := bytes.Count(raw, []byte("\r\n"))
@@ -54,6 +60,26 @@ func fixLineEnds(raw []byte) []byte {
 			c = '\n'
 		}
 		out[i] = c
+	}
+	return out
+}
+
+// collapseCRRuns returns raw with every run of CRs that ends in an LF cut
+// to one CR.
+func collapseCRRuns(raw []byte) []byte {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\r' && i+1 < len(raw) && raw[i+1] == '\r' {
+			j := i + 1
+			for j < len(raw) && raw[j] == '\r' {
+				j++
+			}
+			if j < len(raw) && raw[j] == '\n' {
+				i = j - 2 // on to the run's last CR, which is kept
+				continue
+			}
+		}
+		out = append(out, raw[i])
 	}
 	return out
 }
