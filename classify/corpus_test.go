@@ -248,7 +248,7 @@ func TestCorpusRenamingInvariant(t *testing.T) {
 		AutoReply         bool
 		Err               string
 	}
-	classify := func(raw []byte) []outcome {
+	outcomes := func(raw []byte) []outcome {
 		rep, err := c.Classify(raw)
 		if err != nil {
 			return []outcome{{Err: err.Error()}}
@@ -271,11 +271,11 @@ func TestCorpusRenamingInvariant(t *testing.T) {
 		if string(renamed) != string(raw) {
 			changed++
 		}
-		want := classify(raw)
+		want := outcomes(raw)
 		for i := range want {
 			want[i].Recipient = string(renameCorpus([]byte(want[i].Recipient)))
 		}
-		if got := classify(renamed); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := outcomes(renamed); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s renamed:\n got  %+v\n want %+v", name, got, want)
 		}
 	}

@@ -164,8 +164,8 @@ func TestLineEnds(t *testing.T) {
 	}
 	want, _ := json.Marshal(lf.Records())
 	lines := bytes.SplitAfter(raw, []byte("\n"))
-	for i := range lines[len(lines)/2:] {
-		lines[len(lines)/2+i] = bytes.ReplaceAll(lines[len(lines)/2+i], []byte("\n"), []byte("\r\r\n"))
+	for i := len(lines) / 2; i < len(lines); i++ {
+		lines[i] = bytes.ReplaceAll(lines[i], []byte("\n"), []byte("\r\r\n"))
 	}
 	for name, b := range map[string][]byte{
 		"CRLF":              bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")),

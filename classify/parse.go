@@ -68,18 +68,22 @@ func fixLineEnds(raw []byte) []byte {
 // to one CR.
 func collapseCRRuns(raw []byte) []byte {
 	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); i++ {
-		if raw[i] == '\r' && i+1 < len(raw) && raw[i+1] == '\r' {
-			j := i + 1
-			for j < len(raw) && raw[j] == '\r' {
-				j++
-			}
-			if j < len(raw) && raw[j] == '\n' {
-				i = j - 2 // on to the run's last CR, which is kept
-				continue
-			}
+	for i := 0; i < len(raw); {
+		if raw[i] != '\r' {
+			out = append(out, raw[i])
+			i++
+			continue
 		}
-		out = append(out, raw[i])
+		j := i
+		for j < len(raw) && raw[j] == '\r' {
+			j++
+		}
+		if j < len(raw) && raw[j] == '\n' {
+			out = append(out, '\r')
+		} else {
+			out = append(out, raw[i:j]...)
+		}
+		i = j
 	}
 	return out
 }
