@@ -25,7 +25,7 @@ import (
 // outboxZstdVersion is the version of the Go migration.
 const outboxZstdVersion = 6
 
-const outboxZstdUp = `
+var outboxZstdUp = `
 ALTER TABLE outbox_batches ADD COLUMN payloads_zstd bytea;
 ALTER TABLE outbox_batches ALTER COLUMN payloads_zstd SET STORAGE EXTERNAL;
 DO $$
@@ -37,31 +37,32 @@ EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
 END
 $$;
 DROP VIEW outbox;
-CREATE VIEW outbox AS
-SELECT (o.id << 20) | e.i AS id, e.subject, e.msg_id,
-       CASE WHEN o.payloads_zstd IS NULL THEN e.payload::json END AS payload, o.created_at,
-       CASE WHEN e.published THEN coalesce(o.marked_at, o.published_at, o.created_at) END AS published_at,
-       o.id AS batch_id, e.i::int AS batch_index
-FROM outbox_batches AS o
-CROSS JOIN LATERAL unnest(string_to_array(o.subjects, E'\n'), string_to_array(o.msg_ids, E'\n'),
-    string_to_array(o.payloads, E'\n'), o.published) WITH ORDINALITY AS e(subject, msg_id, payload, published, i);
-`
+` + outboxView(`CASE WHEN o.payloads_zstd IS NULL THEN e.payload::json END`)
 
 // outboxZstdDown is run after the payloads are decompressed back into
 // payloads; it leaves the schema as migration 5 did.
-const outboxZstdDown = `
+var outboxZstdDown = `
 DROP VIEW outbox;
 ALTER TABLE outbox_batches DROP COLUMN payloads_zstd;
 ALTER TABLE outbox_batches ALTER COLUMN subjects SET COMPRESSION default;
 ALTER TABLE outbox_batches ALTER COLUMN msg_ids SET COMPRESSION default;
+` + outboxView(`e.payload::json`)
+
+// outboxView creates the view outbox of migration 00005, one row per
+// event, with payload the given expression (migration 6 shows NULL for
+// compressed rows). 00005's file keeps its own copy: landed migrations are
+// never edited.
+func outboxView(payload string) string {
+	return `
 CREATE VIEW outbox AS
-SELECT (o.id << 20) | e.i AS id, e.subject, e.msg_id, e.payload::json AS payload, o.created_at,
+SELECT (o.id << 20) | e.i AS id, e.subject, e.msg_id, ` + payload + ` AS payload, o.created_at,
        CASE WHEN e.published THEN coalesce(o.marked_at, o.published_at, o.created_at) END AS published_at,
        o.id AS batch_id, e.i::int AS batch_index
 FROM outbox_batches AS o
 CROSS JOIN LATERAL unnest(string_to_array(o.subjects, E'\n'), string_to_array(o.msg_ids, E'\n'),
     string_to_array(o.payloads, E'\n'), o.published) WITH ORDINALITY AS e(subject, msg_id, payload, published, i);
 `
+}
 
 // outboxZstdMigration returns migration 6 for the goose provider.
 func outboxZstdMigration() *goose.Migration {
