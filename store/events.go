@@ -284,60 +284,71 @@ func (db *DB) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
 	var out []Event
 	after := int64(0)
 	for len(out) < limit {
-		n := 0
-		rows, err := db.pool.Query(ctx, pendingRowsSQL, after, pendingPage)
+		var n int
+		var err error
+		out, after, n, err = db.pendingPage(ctx, out, after, limit)
 		if err != nil {
-			return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
-		}
-		for len(out) < limit && rows.Next() {
-			var r struct {
-				id               int64
-				at               time.Time
-				subjects, msgIDs string
-				payloads, z      []byte
-				published        []bool
-			}
-			if err := rows.Scan(&r.id, &r.at, &r.subjects, &r.msgIDs, &r.payloads, &r.z, &r.published); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: pending events: %w", err)
-			}
-			n++
-			after = r.id
-			payloads, err := outboxPayloads(r.payloads, r.z)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: pending events of outbox row %d: %w", r.id, err)
-			}
-			// Each event's payload is its line of the row's payloads.
-			subjects, msgIDs := strings.Split(r.subjects, "\n"), strings.Split(r.msgIDs, "\n")
-			lines := bytes.Split(payloads, []byte{'\n'})
-			if len(subjects) != len(r.published) || len(msgIDs) != len(r.published) || len(lines) != len(r.published) {
-				rows.Close()
-				return nil, fmt.Errorf("store: outbox row %d is damaged: %d flags, %d subjects, %d msg ids, %d payloads",
-					r.id, len(r.published), len(subjects), len(msgIDs), len(lines))
-			}
-			for i, done := range r.published {
-				if done {
-					continue
-				}
-				out = append(out, Event{
-					ID: r.id<<eventIndexBits | int64(i+1), Subject: subjects[i], MsgID: msgIDs[i],
-					Payload: slices.Clip(lines[i]), CreatedAt: r.at,
-				})
-				if len(out) == limit {
-					break
-				}
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
+			return nil, err
 		}
 		if n < pendingPage {
 			break
 		}
 	}
 	return out, nil
+}
+
+// pendingPage appends to out the unpublished events of up to pendingPage
+// outbox rows after id after, stopping at limit events; it returns the
+// last row's id and how many rows it read.
+func (db *DB) pendingPage(ctx context.Context, out []Event, after int64, limit int) ([]Event, int64, int, error) {
+	rows, err := db.pool.Query(ctx, pendingRowsSQL, after, pendingPage)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("store: pending events: %w", mapErr(err))
+	}
+	defer rows.Close()
+	n := 0
+	for len(out) < limit && rows.Next() {
+		var r struct {
+			id               int64
+			at               time.Time
+			subjects, msgIDs string
+			payloads, z      []byte
+			published        []bool
+		}
+		if err := rows.Scan(&r.id, &r.at, &r.subjects, &r.msgIDs, &r.payloads, &r.z, &r.published); err != nil {
+			return nil, 0, 0, fmt.Errorf("store: pending events: %w", err)
+		}
+		n++
+		after = r.id
+		payloads, err := outboxPayloads(r.payloads, r.z)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("store: pending events of outbox row %d: %w", r.id, err)
+		}
+		// Each event's payload is its line of the row's payloads.
+		subjects, msgIDs := strings.Split(r.subjects, "\n"), strings.Split(r.msgIDs, "\n")
+		lines := bytes.Split(payloads, []byte{'\n'})
+		if len(subjects) != len(r.published) || len(msgIDs) != len(r.published) || len(lines) != len(r.published) {
+			return nil, 0, 0, fmt.Errorf("store: outbox row %d is damaged: %d flags, %d subjects, %d msg ids, %d payloads",
+				r.id, len(r.published), len(subjects), len(msgIDs), len(lines))
+		}
+		for i, done := range r.published {
+			if done {
+				continue
+			}
+			out = append(out, Event{
+				ID: r.id<<eventIndexBits | int64(i+1), Subject: subjects[i], MsgID: msgIDs[i],
+				Payload: slices.Clip(lines[i]), CreatedAt: r.at,
+			})
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, fmt.Errorf("store: pending events: %w", mapErr(err))
+	}
+	return out, after, n, nil
 }
 
 // markPublishedSQL sets the published flags of events, locking their rows
