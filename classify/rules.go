@@ -52,6 +52,7 @@ var phraseRules = []phraseRule{
 		"too many connections", "too many concurrent", "too many sessions", "connection rate",
 		"too many messages", "sending rate", "exceeded the rate", "throttl", "greylist", "grey-list",
 		"graylist", "gray-list", "too many recipients", "try again in a few minutes",
+		"sending quota", "send quota", "daily quota", "hourly quota",
 	}},
 	{MailboxFull, []string{
 		"mailbox full", "mailbox is full", "mailbox is over", "mailfolder is full", "over quota",
@@ -59,7 +60,7 @@ var phraseRules = []phraseRule{
 		"disk quota", "user is over", "account is over quota", "exceeded storage allocation",
 		"mailbox has exceeded", "mailbox exceeded", "storage quota", "full mailbox", "mailbox size limit",
 		"insufficient disk space", "out of storage", "no space left on the mailbox", "box is full",
-		"is over its quota",
+		"is over its quota", "exceeded their quota", "over their quota", "mailbox size exceeded",
 	}},
 	{MessageTooLarge, []string{
 		"message too large", "message is too large", "message too big", "message is too big",
@@ -69,7 +70,7 @@ var phraseRules = []phraseRule{
 	}},
 	{Policy, []string{
 		"dmarc", "spf", "dkim", "sender is unauthenticated", "unauthenticated email",
-		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
+		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons", "denied by policy",
 		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
 		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
@@ -105,7 +106,7 @@ var phraseRules = []phraseRule{
 	{Blocked, []string{
 		"blacklist", "blocklist", "black list", "block list", "spamhaus", "spamcop", "sorbs",
 		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
-		"client host blocked", "connections will not be accepted", "connections not accepted",
+		"client host blocked", "helo command rejected", "ehlo command rejected", "connections will not be accepted", "connections not accepted",
 		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
 		"reputation", "reverse dns", "ptr record", "no ptr", "rdns", "refused to talk to me",
 		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
@@ -116,7 +117,7 @@ var phraseRules = []phraseRule{
 		"message filtered", "spam", "virus", "malware", "content rejected", "message content",
 		"blacklisted url", "uribl", "surbl", "phishing",
 		"prohibited attachment", "mail rejete", "bulk mail",
-		"content filter", "content presents",
+		"content filter", "content presents", "unsolicited",
 	}},
 
 	// The recipient's problems.
@@ -128,6 +129,9 @@ var phraseRules = []phraseRule{
 		"mailbox is no longer", "account is no longer", "address is no longer", "has moved", "discontinued", "mailbox is frozen",
 		"account is frozen", "account has been frozen", "deactivated", "account expired",
 		"account is locked", "account locked", "mailbox inactive", "inactive mailbox",
+		"no longer accepts mail", "account closed", "account has been closed", "account is closed",
+		"mailbox closed", "mailbox is closed", "mailbox has been removed", "mailbox has been deleted",
+		"account has been removed", "account has been deleted",
 	}},
 	{AddressInvalid, []string{
 		"address syntax", "not a valid rfc-5321 address", "not a valid rfc 5321", "bad address syntax",
@@ -149,6 +153,11 @@ var phraseRules = []phraseRule{
 		"destinataire invalide", "is not a known user", "not our customer", "user not exist",
 		"unknown or illegal alias",
 		"not a valid mailbox",
+		"recipient unknown", "addressee unknown", "no such local user", "user is unknown",
+		"mailbox unknown", "unknown mailbox", "address unknown", "unknown account", "no such account",
+		"no such address", "no such person", "not a valid recipient", "account does not exist",
+		"account doesn't exist", "unknown local user", "bad recipient", "user invalid", "mailbox invalid",
+		"no account by that name",
 	}},
 	{DomainUnknown, []string{
 		"because the domain is not reachable", "host unknown", "domain does not exist", "no such domain", "unrouteable address",
@@ -395,6 +404,11 @@ func decide(r *Recipient, in facts) decision {
 			// to MAIL FROM: the sender's address or domain, not the
 			// recipient's.
 			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_stage"
+		case deadCategory(c) && namesSender(text, p):
+			// "550 Sender address does not exist", even in reply to RCPT
+			// TO (servers verify the sender there too): the words are
+			// about the sender's address.
+			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_named"
 		case deadCategory(c) && (r.Command == "CONN" || r.Command == "HELO"):
 			// Refused before any recipient was named ("501 Invalid domain
 			// name" to HELO): it is about the sending host.
@@ -524,6 +538,33 @@ func namesOtherDomain(text, addr string) bool {
 			continue
 		}
 		if own == "" || tok != own && !strings.HasSuffix(tok, "."+own) && !strings.HasSuffix(own, "."+tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesSender reports whether the words just before phrase in text, within
+// its clause, name the sender as the one the phrase speaks of: "sender
+// address does not exist", "mail from address does not exist", "the
+// sender's account is disabled", "your domain does not exist" (the reply
+// speaks to the sending client). A clause ends at punctuation, so in
+// "Sender verify ok; <x@example.org>: user unknown" the phrase is the
+// recipient's.
+func namesSender(text, phrase string) bool {
+	i := strings.Index(text, phrase)
+	if i < 0 {
+		return false
+	}
+	clause := text[strings.LastIndexAny(text[:i], ":;,.!?<>()[]\"")+1 : i]
+	words := strings.Fields(clause)
+	if len(words) > 3 {
+		words = words[len(words)-3:]
+	}
+	for _, w := range words {
+		switch w {
+		case "sender", "sender's", "senders", "sending", "from", "your", "originator", "envelope-from",
+			"mail-from", "return-path", "reverse-path", "bounce":
 			return true
 		}
 	}
