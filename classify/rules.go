@@ -18,7 +18,8 @@ import (
 //  3. The SMTP command the failure answered, when the text decided nothing:
 //     a refusal at the greeting or HELO is about the sending host
 //     (blocked), one at MAIL FROM about the sender (sender_rejected).
-//     Otherwise weakRules: phrases too general to outrank the command.
+//     Otherwise weakRules: phrases too general to outrank the command (nor,
+//     for the dead-address ones, a status naming another cause).
 //  4. The enhanced status code (RFC 3463), through statusRules.
 //  5. The reply code's class alone: unknown, hard for 5xx, soft for 4xx.
 //
@@ -389,6 +390,14 @@ func decide(r *Recipient, in facts) decision {
 	var rule string
 	unconfirmed := false
 	c, p, weak := matchPhrase(text, r.Command != "CONN" && r.Command != "HELO" && r.Command != "MAIL")
+	if weak && deadCategory(c) {
+		if sc := statusCategory(status); sc != "" && sc != Unknown && !deadCategory(sc) {
+			// "550 5.7.1 Requested action not taken: mailbox unavailable":
+			// words this general do not outrank a status that names a
+			// policy, network or system cause.
+			c, p, weak = "", "", false
+		}
+	}
 	if c != "" {
 		cat, rule = c, "text:"+string(c)+":"+p
 		if weak {
