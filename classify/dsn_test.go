@@ -52,3 +52,27 @@ func TestParseDSN(t *testing.T) {
 		t.Errorf("third recipient = %+v", r)
 	}
 }
+
+// Which recipients are failures: only failed and delayed ones, whatever
+// else a DSN reports.
+func TestRecipientFailed(t *testing.T) {
+	for _, tc := range []struct {
+		action, status string
+		want           bool
+	}{
+		{"failed", "5.1.1", true},
+		{"delayed", "4.4.1", true},
+		{"delivered", "2.0.0", false},
+		{"relayed", "2.0.0", false},
+		{"expanded", "2.0.0", false},
+		{"deliverable", "2.1.5", false}, // Postfix: a delivery report asked for, or an address verified
+		{"undeliverable", "5.1.1", true},
+		{"", "2.0.0", false},
+		{"", "5.0.0", true},
+	} {
+		r := Recipient{Action: tc.action, Status: tc.status}
+		if got := r.Failed(); got != tc.want {
+			t.Errorf("Recipient{Action: %q, Status: %q}.Failed() = %v, want %v", tc.action, tc.status, got, tc.want)
+		}
+	}
+}

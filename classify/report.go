@@ -1,6 +1,9 @@
 package classify
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Kind says what a message is, as a whole.
 type Kind string
@@ -150,11 +153,17 @@ type Recipient struct {
 
 // Failed reports whether r is a failure or a warning worth recording: failed
 // and delayed recipients and complaints. Delivered, relayed and expanded
-// recipients are not (RFC 3464 §2.3.3).
+// recipients are not (RFC 3464 §2.3.3), nor "deliverable" ones (Postfix's
+// answer to an address verification or a requested delivery report), nor
+// one with a success status (2.X.X, RFC 3463) and no action.
 func (r *Recipient) Failed() bool {
 	switch r.Action {
-	case "delivered", "relayed", "expanded":
+	case "delivered", "relayed", "expanded", "deliverable":
 		return false
+	case "":
+		if strings.HasPrefix(r.Status, "2.") {
+			return false
+		}
 	}
 	return r.Category != AutoReply
 }
