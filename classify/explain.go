@@ -72,6 +72,15 @@ var explanations = map[Category]Explanation{
 		"Read the diagnostic yourself. bouncer records it and does not suppress on an unknown reason."},
 }
 
+// suppressionListExplanation is for the notice of a sending service (Amazon
+// SES, an ESP) that did not send because the address is on its own
+// suppression list.
+var suppressionListExplanation = Explanation{
+	"Our sending service did not try: the address is on its own suppression list (an earlier bounce or complaint there). No receiving server was asked.",
+	FaultSender,
+	"Look the address up in the sending service's suppression list to see why it is there. If it was a dead mailbox, remove the subscriber; if the address is good, take it off the service's list. bouncer does not suppress on this second-hand notice.",
+}
+
 // Explain returns the explanation of a record's category.
 func Explain(rec *Record) Explanation {
 	if rec.Error != "" {
@@ -88,6 +97,9 @@ func Explain(rec *Record) Explanation {
 	e, ok := explanations[rec.Category]
 	if !ok {
 		e = explanations[Unknown]
+	}
+	if strings.HasPrefix(rec.Rule, "suppression_list:") {
+		e = suppressionListExplanation
 	}
 	if rec.Severity == Soft && e.Fault != FaultTemporary && e.Fault != FaultNone && rec.Category != MailboxFull {
 		e.What += " The server called it temporary."

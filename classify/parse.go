@@ -189,6 +189,7 @@ func (m *message) classify() *Report {
 			Address: firstAddress(m.h.Get("From")), Action: "failed", Category: Complaint, Severity: None,
 			Diagnostic: "unsubscribe request", Rule: "unsubscribe:opt-out",
 		}}
+	case m.fromSES(rep):
 	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
 	case m.fromEmbeddedDSN(rep):
 	case m.isBounce() && m.fromText(rep):
@@ -303,24 +304,24 @@ func stripHTML(s string) string {
 
 // readOriginal finds the returned original message and reads its header.
 func (m *message) readOriginal() Original {
-	var o Original
-	var h textproto.MIMEHeader
 	switch {
 	case m.original != nil:
-		o.Source = "message/rfc822"
-		h = m.originalHeader(m.original.headerText())
+		return m.originalFrom(m.originalHeader(m.original.headerText()), "message/rfc822")
 	case m.headers != nil:
-		o.Source = "text/rfc822-headers"
-		h = m.originalHeader(m.headers.headerText())
+		return m.originalFrom(m.originalHeader(m.headers.headerText()), "text/rfc822-headers")
 	case m.quoted != "":
-		h = m.originalHeader(m.quoted)
-		if len(h) > 0 {
-			o.Source = "quoted"
-		}
+		return m.originalFrom(m.originalHeader(m.quoted), "quoted")
 	}
+	return Original{}
+}
+
+// originalFrom describes the returned original from the fields of its
+// header that originalHeader read, found at source.
+func (m *message) originalFrom(h textproto.MIMEHeader, source string) Original {
 	if len(h) == 0 {
 		return Original{}
 	}
+	o := Original{Source: source}
 	o.MessageID = strings.Trim(h.Get("Message-Id"), "<> \t")
 	o.ListID = listID(h.Get("List-Id"))
 	o.From = decodeHeader(h.Get("From"))

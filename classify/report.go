@@ -10,7 +10,7 @@ type Kind string
 
 // The kinds of message. Only KindNotBounce is mail meant for a person.
 const (
-	KindDSN       Kind = "dsn"        // an RFC 3464 delivery status notification
+	KindDSN       Kind = "dsn"        // an RFC 3464 delivery status notification, or Amazon SES's JSON one
 	KindMTAText   Kind = "mta_text"   // a free-text bounce of a non-standard MTA
 	KindDelayed   Kind = "delayed"    // a warning: delivery is delayed, not failed
 	KindAutoReply Kind = "auto_reply" // an RFC 3834 automatic reply (vacation, ...)
@@ -95,7 +95,8 @@ type Report struct {
 // (message/rfc822, text/rfc822-headers, or only quoted in the text).
 type Original struct {
 	// Source says where it was found: "message/rfc822", "text/rfc822-headers",
-	// "quoted", or "" when nothing of it came back.
+	// "quoted", "ses" (the headers listed in an Amazon SES notification), or
+	// "" when nothing of it came back.
 	Source string
 
 	MessageID string

@@ -23,6 +23,10 @@ import (
 //  4. The enhanced status code (RFC 3463), through statusRules.
 //  5. The reply code's class alone: unknown, hard for 5xx, soft for 4xx.
 //
+// Before all of them: a sending service's own refusal to send, because the
+// address is on its suppression list, is unknown and never suppresses
+// (sendingSuppression).
+//
 // Status and Diagnostic-Code disagreeing: when the Status field and the
 // status code quoted inside the diagnostic differ (Status: 5.1.1 with
 // "553 information. (#5.7.1)"), the quoted one decides, because it is the
@@ -386,6 +390,17 @@ func decide(r *Recipient, in facts) decision {
 		class = '4' // "451 ... 5.x.x" is still a temporary reply
 	}
 
+	if p := sendingSuppression(text); p != "" {
+		// "Amazon SES has suppressed sending to this address", "Not
+		// delivering to previously bounced address": the sending service
+		// did not try, so no receiving server said anything of the address.
+		sev := Hard
+		if class == '4' {
+			sev = Soft
+		}
+		return decision{status, Unknown, sev, false, "suppression_list:" + p + conflict}
+	}
+
 	var cat Category
 	var rule string
 	unconfirmed := false
@@ -491,6 +506,22 @@ func decide(r *Recipient, in facts) decision {
 		rule += "+original_auto_reply"
 	}
 	return decision{status, cat, sev, sup, rule}
+}
+
+// sendingSuppression returns the words of text that say the sending
+// service refused to send because the address is on its own suppression
+// list, or "". Such a notice is second-hand: the list may hold the address
+// for an old bounce, a complaint or a mistake, so it never suppresses.
+func sendingSuppression(text string) string {
+	for _, p := range []string{
+		"suppression list", "suppressionlist", "suppressed sending", "previously bounced",
+		"address suppressed", "recipient suppressed", "address is suppressed", "recipient is suppressed",
+	} {
+		if strings.Contains(text, p) {
+			return p
+		}
+	}
+	return ""
 }
 
 // givenUpAtRCPT reports whether a temporary failure is a dead mailbox the

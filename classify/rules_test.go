@@ -149,6 +149,12 @@ func TestDecide(t *testing.T) {
 		{"general dead-mailbox words at RCPT TO with a generic status",
 			Recipient{Status: "5.0.0", Diagnostic: "550 Requested action not taken: mailbox unavailable", Command: "RCPT"},
 			false, MailboxUnknown, Hard, true, "weak_text"},
+		{"a sending service's suppression list says nothing of the mailbox",
+			Recipient{Status: "5.1.1", Diagnostic: "550 5.1.1 Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address."},
+			false, Unknown, Hard, false, "suppression_list:suppressed sending"},
+		{"an ESP that will not send to a previously bounced address",
+			Recipient{Diagnostic: "550 Not delivering to previously bounced address", Command: "RCPT"},
+			false, Unknown, Hard, false, "suppression_list:previously bounced"},
 		{"a bare 553 decides nothing",
 			Recipient{Diagnostic: "553"},
 			false, Unknown, Hard, false, "code:553"},
@@ -228,5 +234,38 @@ func TestDecideDSNAction(t *testing.T) {
 					r.Diagnostic, tc.in, d.category, d.suppress, d.rule, tc.cat, tc.suppress, tc.rule)
 			}
 		})
+	}
+}
+
+// The notice of a sending service's suppression list is explained as what
+// it is, not as words that matched nothing.
+func TestExplainSuppressionList(t *testing.T) {
+	rec := Record{Bounce: true, Category: Unknown, Severity: Hard, Rule: "suppression_list:ses:Suppressed"}
+	if e := Explain(&rec); e.Fault != FaultSender || !strings.Contains(e.What, "suppression list") {
+		t.Errorf("Explain(%s) = %+v", rec.Rule, e)
+	}
+	rec.Rule = "status:5.0.0"
+	if e := Explain(&rec); e != explanations[Unknown] {
+		t.Errorf("Explain(%s) = %+v, want the unknown category's", rec.Rule, e)
+	}
+}
+
+// readSES takes only a whole SES notification, bare or in SNS's envelope.
+func TestReadSES(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{`{"notificationType":"Bounce","bounce":{},"mail":{}}` + "\n--\nIf you wish to stop receiving notifications", true},
+		{`{"Type":"Notification","Message":"{\"eventType\":\"Complaint\",\"mail\":{}}"}`, true},
+		{`{"notificationType":"Bounce","bounce":{"bouncedRecipients":[`, false}, // cut short
+		{`{"Type":"Notification","Message":"not json, notificationType"}`, false},
+		{`{"status":"ok","eventType":""}`, false},
+		{"Hello,\n{\"notificationType\":\"Bounce\"}", false}, // JSON quoted in a person's words
+		{"", false},
+	} {
+		if _, got := readSES(tc.text); got != tc.want {
+			t.Errorf("readSES(%q) ok = %v, want %v", tc.text, got, tc.want)
+		}
 	}
 }
