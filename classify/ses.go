@@ -65,6 +65,18 @@ type sesRecipient struct {
 // evidence that the address is dead.
 var sesSuppressionList = map[string]bool{"Suppressed": true, "OnAccountSuppressionList": true}
 
+// sesSubTypeWords say what a bounce subtype means, for a recipient that SES
+// lists without the remote's reply. They are read by the rules like any
+// diagnostic, so "NoEmail" alone is a dead mailbox of unknown stage:
+// recorded, not suppressed, unless the status says 5.1.1.
+var sesSubTypeWords = map[string]string{
+	"NoEmail":            "the target email address does not exist",
+	"MailboxFull":        "mailbox full",
+	"MessageTooLarge":    "message too large",
+	"ContentRejected":    "content rejected",
+	"AttachmentRejected": "prohibited attachment",
+}
+
 // fromSES fills rep from an Amazon SES notification in the message's first
 // text part. It reports false when there is none.
 func (m *message) fromSES(rep *Report) bool {
@@ -87,6 +99,10 @@ func (m *message) fromSES(rep *Report) bool {
 		for _, br := range b.BouncedRecipients {
 			r := br.recipient("failed")
 			r.RemoteMTA = b.RemoteMTAIP
+			if r.Diagnostic == "" && sesSubTypeWords[b.BounceSubType] != "" {
+				// No remote reply listed: SES's subtype is all there is.
+				r.Diagnostic = "Amazon SES: " + sesSubTypeWords[b.BounceSubType] + " (" + b.BounceSubType + ")"
+			}
 			if sesSuppressionList[b.BounceSubType] {
 				// SES's own verdict: decided here, not by the words.
 				r.Category, r.Severity, r.Rule = Unknown, Hard, "suppression_list:ses:"+b.BounceSubType
