@@ -113,7 +113,7 @@ var phraseRules = []phraseRule{
 		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
 		"client host blocked", "helo command rejected", "ehlo command rejected", "connections will not be accepted", "connections not accepted",
 		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
-		"reputation", "reverse dns", "ptr record", "no ptr", "rdns", "refused to talk to me",
+		"reputation", "reverse dns", "ptr record", "no ptr", "dns ptr", "ptr resource record", "rdns", "refused to talk to me",
 		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
 		"ip address blocked", "ip blocked", "my name was rejected",
 		"dynamic ip", "dial-up", "dialup", "residential", "not allowed to send mail from",
