@@ -107,11 +107,13 @@ var phraseRules = []phraseRule{
 		"to/from an address that has been blacklisted", "you cannot send e-mail to yourself",
 		"your e-mail is redundant", "mail from rejected", "sender email address rejected",
 		"sender address domain", "address of the sender",
+		"does not accept mail from", "does not accept email from", "does not accept messages from",
+		"doesn't accept mail from", "not accept mail from", "not accepting mail from",
 	}},
 	{Blocked, []string{
 		"blacklist", "blocklist", "black list", "block list", "spamhaus", "spamcop", "sorbs",
 		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
-		"client host blocked", "helo command rejected", "ehlo command rejected", "connections will not be accepted", "connections not accepted",
+		"client host blocked", "helo command rejected", "ehlo command rejected", "client host unknown", "connections will not be accepted", "connections not accepted",
 		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
 		"reputation", "reverse dns", "ptr record", "no ptr", "dns ptr", "ptr resource record", "rdns", "refused to talk to me",
 		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
@@ -584,7 +586,7 @@ func namesOtherDomain(text, addr string) bool {
 	return false
 }
 
-// namesSender reports whether the words just before phrase in text, within
+// namesSender reports whether the four words before phrase in text, within
 // its clause, name the sender as the one the phrase speaks of: "sender
 // address does not exist", "mail from address does not exist", "the
 // sender's account is disabled", "your domain does not exist" (the reply
@@ -598,8 +600,8 @@ func namesSender(text, phrase string) bool {
 	}
 	clause := text[strings.LastIndexAny(text[:i], ":;,.!?<>()[]\"")+1 : i]
 	words := strings.Fields(clause)
-	if len(words) > 3 {
-		words = words[len(words)-3:]
+	if len(words) > 4 {
+		words = words[len(words)-4:]
 	}
 	for _, w := range words {
 		switch w {
