@@ -75,7 +75,8 @@ var phraseRules = []phraseRule{
 	}},
 	{Policy, []string{
 		"dmarc", "spf", "dkim", "sender is unauthenticated", "unauthenticated email",
-		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons", "denied by policy",
+		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
+		"denied by policy",
 		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
 		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
@@ -113,9 +114,11 @@ var phraseRules = []phraseRule{
 	{Blocked, []string{
 		"blacklist", "blocklist", "black list", "block list", "spamhaus", "spamcop", "sorbs",
 		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
-		"client host blocked", "helo command rejected", "ehlo command rejected", "client host unknown", "connections will not be accepted", "connections not accepted",
+		"client host blocked", "helo command rejected", "ehlo command rejected", "client host unknown",
+		"connections will not be accepted", "connections not accepted",
 		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
-		"reputation", "reverse dns", "ptr record", "no ptr", "dns ptr", "ptr resource record", "rdns", "refused to talk to me",
+		"reputation", "reverse dns", "ptr record", "no ptr", "dns ptr", "ptr resource record", "rdns",
+		"refused to talk to me",
 		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
 		"ip address blocked", "ip blocked", "my name was rejected",
 		"dynamic ip", "dial-up", "dialup", "residential", "not allowed to send mail from",
