@@ -127,7 +127,7 @@ var phraseRules = []phraseRule{
 		"message filtered", "spam", "virus", "malware", "content rejected", "message content",
 		"blacklisted url", "uribl", "surbl", "phishing",
 		"prohibited attachment", "mail rejete", "bulk mail",
-		"content filter", "content presents", "unsolicited",
+		"content filter", "content presents", "unsolicited", "content denied",
 	}},
 
 	// The recipient's problems.
