@@ -185,10 +185,7 @@ func (m *message) classify() *Report {
 	case m.isUnsubscribe():
 		rep.Kind = KindComplaint
 		rep.FeedbackType = "opt-out"
-		rep.Recipients = []Recipient{{
-			Address: firstAddress(m.h.Get("From")), Action: "failed", Category: Complaint, Severity: None,
-			Diagnostic: "unsubscribe request", Rule: "unsubscribe:opt-out",
-		}}
+		rep.Recipients = []Recipient{complaintRecipient(firstAddress(m.h.Get("From")), "unsubscribe request", "unsubscribe:opt-out")}
 	case m.fromSES(rep):
 	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
 	case m.fromEmbeddedDSN(rep):
@@ -412,11 +409,7 @@ func (m *message) complaint(rep *Report) {
 		addr = firstAddress(rep.Original.To)
 	}
 	rep.ReportingMTA = strings.TrimSpace(stripType(h.Get("Reporting-Mta")))
-	rep.Recipients = []Recipient{{
-		Address: addr, Action: "failed", Category: Complaint, Severity: None,
-		Diagnostic: "feedback report: " + rep.FeedbackType,
-		Rule:       "arf:" + rep.FeedbackType,
-	}}
+	rep.Recipients = []Recipient{complaintRecipient(addr, "feedback report: "+rep.FeedbackType, "arf:"+rep.FeedbackType)}
 }
 
 // isUnsubscribe reports whether the message is an automatic unsubscribe
@@ -445,10 +438,16 @@ func (m *message) jmrp(rep *Report) {
 	if addr == "" {
 		addr = firstAddress(h.Get("To"))
 	}
-	rep.Recipients = []Recipient{{
+	rep.Recipients = []Recipient{complaintRecipient(addr, "complaint (Microsoft JMRP)", "jmrp:abuse")}
+}
+
+// complaintRecipient is the recipient of a complaint (ARF, JMRP, SES, an
+// unsubscribe request): decided by the report's kind, not by any words.
+func complaintRecipient(addr, diagnostic, rule string) Recipient {
+	return Recipient{
 		Address: addr, Action: "failed", Category: Complaint, Severity: None,
-		Diagnostic: "complaint (Microsoft JMRP)", Rule: "jmrp:abuse",
-	}}
+		Diagnostic: diagnostic, Rule: rule,
+	}
 }
 
 // fromDSN fills rep from the fields of a delivery-status part. It reports

@@ -2,6 +2,7 @@ package classify
 
 import (
 	"encoding/json"
+	"net/textproto"
 	"strings"
 )
 
@@ -97,7 +98,7 @@ func (m *message) fromSES(rep *Report) bool {
 		rep.Kind = KindDSN
 		rep.ReportingMTA = stripType(b.ReportingMTA)
 		for _, br := range b.BouncedRecipients {
-			r := br.recipient("failed")
+			r := br.recipient()
 			r.RemoteMTA = b.RemoteMTAIP
 			if r.Diagnostic == "" && sesSubTypeWords[b.BounceSubType] != "" {
 				// No remote reply listed: SES's subtype is all there is.
@@ -116,7 +117,7 @@ func (m *message) fromSES(rep *Report) bool {
 		rep.Kind = KindDSN
 		rep.ReportingMTA = stripType(n.DeliveryDelay.ReportingMTA)
 		for _, dr := range n.DeliveryDelay.DelayedRecipients {
-			r := dr.recipient("delayed")
+			r := dr.recipient()
 			r.Action = "delayed"
 			rep.Recipients = append(rep.Recipients, r)
 		}
@@ -127,10 +128,8 @@ func (m *message) fromSES(rep *Report) bool {
 			rep.FeedbackType = "abuse"
 		}
 		for _, cr := range n.Complaint.ComplainedRecipients {
-			rep.Recipients = append(rep.Recipients, Recipient{
-				Address: sesAddress(cr.EmailAddress), Action: "failed", Category: Complaint, Severity: None,
-				Diagnostic: "feedback report: " + rep.FeedbackType, Rule: "ses:complaint:" + rep.FeedbackType,
-			})
+			rep.Recipients = append(rep.Recipients, complaintRecipient(sesAddress(cr.EmailAddress),
+				"feedback report: "+rep.FeedbackType, "ses:complaint:"+rep.FeedbackType))
 		}
 	case typ == "Delivery" && n.Delivery != nil && len(n.Delivery.Recipients) > 0:
 		d := n.Delivery
@@ -149,12 +148,12 @@ func (m *message) fromSES(rep *Report) bool {
 	return true
 }
 
-// recipient turns a listed recipient into a Recipient, its action defaulting
-// to def.
-func (sr *sesRecipient) recipient(def string) Recipient {
+// recipient turns a listed recipient into a Recipient, its action
+// "failed" unless the notification says.
+func (sr *sesRecipient) recipient() Recipient {
 	action := strings.ToLower(strings.TrimSpace(sr.Action))
 	if action == "" {
-		action = def
+		action = "failed"
 	}
 	return Recipient{
 		Address: sesAddress(sr.EmailAddress), Action: action,
@@ -197,17 +196,13 @@ func readSES(text string) (sesNotification, bool) {
 // sesOriginal describes the original from the header fields a notification
 // lists ("mail.headers"; SES leaves some out when "headersTruncated").
 func (m *message) sesOriginal(n *sesNotification) Original {
-	var sb strings.Builder
+	h := textproto.MIMEHeader{}
 	for _, f := range n.Mail.Headers {
-		if f.Name == "" || strings.ContainsAny(f.Name, ": \r\n") {
-			continue
+		if f.Name != "" {
+			h.Add(f.Name, f.Value)
 		}
-		sb.WriteString(f.Name)
-		sb.WriteString(": ")
-		sb.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(f.Value))
-		sb.WriteString("\n")
 	}
-	o := m.originalFrom(m.originalHeader(sb.String()), "ses")
+	o := m.originalFrom(h, "ses")
 	if o.MessageID == "" && n.Mail.CommonHeaders.MessageID != "" {
 		o.Source = "ses"
 		o.MessageID = strings.Trim(n.Mail.CommonHeaders.MessageID, "<> \t")
