@@ -1,46 +1,16 @@
 package classify
 
 import (
-	"strconv"
 	"strings"
 )
 
-// The decision rules: what a failed recipient's words, status and reply code
-// say about whose fault the failure is. Everything that decides a category
-// lives in this file, in the order it is applied:
-//
-//  1. The DSN action: "delayed" is a warning (category delayed).
-//  2. The diagnostic text, through phraseRules, first match wins. The tiers
-//     are ordered so that the sender's problems are recognised before the
-//     recipient's: a 553 alone says nothing, "553 5.7.1 Not an open relay"
-//     is relay_denied, "553 sorry, no mailbox here by that name" is
-//     mailbox_unknown.
-//  3. The SMTP command the failure answered, when the text decided nothing:
-//     a refusal at the greeting or HELO is about the sending host
-//     (blocked), one at MAIL FROM about the sender (sender_rejected).
-//     Otherwise weakRules: phrases too general to outrank the command (nor,
-//     for the dead-address ones, a status naming another cause).
-//  4. The enhanced status code (RFC 3463), through statusRules.
-//  5. The reply code's class alone: unknown, hard for 5xx, soft for 4xx.
-//
-// Before all of them: a sending service's own refusal to send, because the
-// address is on its suppression list, is unknown and never suppresses
-// (sendingSuppression).
-//
-// Status and Diagnostic-Code disagreeing: when the Status field and the
-// status code quoted inside the diagnostic differ (Status: 5.1.1 with
-// "553 information. (#5.7.1)"), the quoted one decides, because it is the
-// remote server's own word while the Status field is often the reporting
-// MTA's guess from the reply code. The reported Status stays what the DSN
-// said.
-//
-// Severity follows the category (severityOf), made soft by a temporary (4xx)
-// status. Suppress is true only for the dead-address categories
-// (mailbox_unknown, domain_unknown, address_invalid, mailbox_disabled), only
-// for permanent failures, and never for the bounce of an auto-reply. Two
-// temporary failures are final all the same: a null MX (RFC 7505), and a
-// "user unknown" at RCPT TO with a 4.1.x status that the reporting MTA's
-// DSN says it has given up retrying (Action: failed).
+// The words, codes and small tests the decision table (table.go) reads:
+// the phrase families (phraseRules, strong, then weakRules), the status
+// codes (statusRules), and the tests on who the words name. The order of
+// the families is the order a leading phrase is found in: the sender's
+// problems before the recipient's, so that "553 5.7.1 Not an open relay"
+// is relay_denied and "553 sorry, no mailbox here by that name" is
+// mailbox_unknown.
 
 // phraseRule maps phrases of a diagnostic to a category.
 type phraseRule struct {
@@ -289,6 +259,7 @@ type decision struct {
 	severity Severity
 	suppress bool
 	rule     string
+	row      string // the name of the table's row that decided
 }
 
 // normalize lower-cases s and folds runs of white space to one space, so
@@ -367,166 +338,23 @@ type facts struct {
 	dsnAction bool
 }
 
-// decide applies the rules to one recipient.
-func decide(r *Recipient, in facts) decision {
-	if r.Action == "delayed" {
-		st := r.Status
-		if q := quotedStatus(r.Diagnostic); q != "" && (st == "" || generic(st)) {
-			st = q
-		}
-		return decision{st, Delayed, None, false, "action:delayed"}
-	}
-	text := normalize(r.Diagnostic)
-	status := r.Status
-	quoted := quotedStatus(r.Diagnostic)
-	conflict := ""
-	switch {
-	case quoted == "" || quoted == status:
-	case status == "":
-		status = quoted
-	case generic(status) && quoted[0] == status[0]:
-		status = quoted // "Status: 5.0.0" says less than the reply's 5.2.2
-	case !generic(quoted):
-		conflict = "+status_field:" + status
-		status = quoted
-	}
-	class := statusClass(status, r.SMTPCode)
-	if r.SMTPCode >= 400 && r.SMTPCode < 500 && class == '5' && status == quoted {
-		class = '4' // "451 ... 5.x.x" is still a temporary reply
-	}
-
-	if p := sendingSuppression(text); p != "" {
-		// "Amazon SES has suppressed sending to this address", "Not
-		// delivering to previously bounced address": the sending service
-		// did not try, so no receiving server said anything of the address.
-		sev := Hard
-		if class == '4' {
-			sev = Soft
-		}
-		return decision{status, Unknown, sev, false, "suppression_list:" + p + conflict}
-	}
-
-	var cat Category
-	var rule string
-	unconfirmed := false
-	c, p, weak := matchPhrase(text, r.Command != "CONN" && r.Command != "HELO" && r.Command != "MAIL")
-	if weak && deadCategory(c) {
-		if sc := statusCategory(status); sc != "" && sc != Unknown && !deadCategory(sc) {
-			// "550 5.7.1 Requested action not taken: mailbox unavailable":
-			// words this general do not outrank a status that names a
-			// policy, network or system cause.
-			c, p, weak = "", "", false
-		}
-	}
-	if c != "" {
-		cat, rule = c, "text:"+string(c)+":"+p
-		if weak {
-			rule = "weak_" + rule
-		}
-		switch {
-		case destinationNullMX(r, c, status, text):
-			// "550 Host does not accept mail" with 5.7.27 and nothing
-			// pointing at the sender: the recipient's domain's null MX.
-			rule += "+destination_null_mx"
-		case deadCategory(c) && (statusCategory(status) == SenderRejected || r.Command == "MAIL"):
-			// "550 5.1.7 No such domain", or any "does not exist" answered
-			// to MAIL FROM: the sender's address or domain, not the
-			// recipient's.
-			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_stage"
-		case deadCategory(c) && namesSender(text, p):
-			// "550 Sender address does not exist", even in reply to RCPT
-			// TO (servers verify the sender there too): the words are
-			// about the sender's address.
-			cat, rule = SenderRejected, "text:sender_rejected:"+p+"+sender_named"
-		case deadCategory(c) && (r.Command == "CONN" || r.Command == "HELO"):
-			// Refused before any recipient was named ("501 Invalid domain
-			// name" to HELO): it is about the sending host.
-			cat, rule = Blocked, "text:blocked:"+p+"+before_rcpt"
-		}
-		if cat == MailboxUnknown && !recipientStatus(status) && r.Command != "RCPT" && !directoryPhrase(text) && !echoesRecipient(text) {
-			if r.Command == "DATA" {
-				// A "user unknown" answered to the message's content, after
-				// the recipient had been accepted, is the recipient's filter
-				// speaking (Japanese carriers do this for domain filters),
-				// not a dead mailbox.
-				cat, rule = Policy, "text:filtered_after_data:"+p
-			} else {
-				// Neither a 5.1.x status nor the command says the mailbox
-				// was refused at RCPT TO: the same words come from filters
-				// after DATA. Recorded, not suppressed.
-				unconfirmed = true
-				rule += "+stage_unknown"
-			}
-		}
-	} else if r.Command == "CONN" || r.Command == "HELO" {
-		cat, rule = Blocked, "command:"+r.Command
-	} else if r.Command == "MAIL" {
-		cat, rule = SenderRejected, "command:MAIL"
-	} else if c := statusCategory(status); c != "" && c != Unknown {
-		cat, rule = c, "status:"+status
-	} else {
-		cat = Unknown
-		switch {
-		case status != "":
-			rule = "status:" + status
-		case r.SMTPCode != 0:
-			rule = "code:" + strconv.Itoa(r.SMTPCode)
-		default:
-			rule = "none"
-		}
-	}
-	rule += conflict
-	if r.SMTPCode == 521 && (cat == System || cat == Unknown) {
-		// 521: the host does not accept mail at all (RFC 7504), said by the
-		// recipient's own server ("521 5.3.2 System not accepting network
-		// messages"): the domain takes no mail.
-		cat, rule = DomainUnknown, "code:521"+conflict
-	}
-
-	sev := severityOf(cat)
-	switch {
-	case cat == Unknown && class == 0:
-		sev = Hard // a failure that says nothing more is taken as permanent
-	case class == '4' && sev == Hard:
-		sev = Soft
-		rule += "+temporary"
-	}
-	sup := deadCategory(cat) && class != '4' && !unconfirmed
-	if class == '4' && givenUpAtRCPT(r, in, cat, c != "" && !weak, status) {
-		// The reporting MTA retried a temporary "user unknown" answered to
-		// RCPT TO until it gave up (Action: failed with a 4.1.x status:
-		// Postfix after its queue lifetime). The mailbox was refused by
-		// name on every attempt, over days: that is the answer.
-		sup = true
-		rule += "+given_up"
-	}
-	if cat == DomainUnknown && nullMX(text) && !sup {
-		// A null MX (RFC 7505) is the domain's own permanent statement that
-		// it takes no mail, whatever class the reporting MTA gave it.
-		sup = true
-		rule += "+null_mx"
-	}
-	if sup && in.autoReply {
-		sup = false
-		rule += "+original_auto_reply"
-	}
-	return decision{status, cat, sev, sup, rule}
-}
-
 // sendingSuppression returns the words of text that say the sending
 // service refused to send because the address is on its own suppression
 // list, or "". Such a notice is second-hand: the list may hold the address
 // for an old bounce, a complaint or a mistake, so it never suppresses.
 func sendingSuppression(text string) string {
-	for _, p := range []string{
-		"suppression list", "suppressionlist", "suppressed sending", "previously bounced",
-		"address suppressed", "recipient suppressed", "address is suppressed", "recipient is suppressed",
-	} {
+	for _, p := range suppressionPhrases {
 		if strings.Contains(text, p) {
 			return p
 		}
 	}
 	return ""
+}
+
+// suppressionPhrases say that the sending service's suppression list refused.
+var suppressionPhrases = []string{
+	"suppression list", "suppressionlist", "suppressed sending", "previously bounced",
+	"address suppressed", "recipient suppressed", "address is suppressed", "recipient is suppressed",
 }
 
 // givenUpAtRCPT reports whether a temporary failure is a dead mailbox the
@@ -539,32 +367,6 @@ func sendingSuppression(text string) string {
 func givenUpAtRCPT(r *Recipient, in facts, cat Category, strongText bool, status string) bool {
 	return in.dsnAction && r.Action == "failed" && r.Command == "RCPT" &&
 		cat == MailboxUnknown && strongText && recipientStatus(status)
-}
-
-// destinationNullMX reports whether a "does not accept mail" carrying RFC
-// 7505's sender code (X.7.27, "sender address has null MX") is about the
-// recipient's domain all the same. Sendmail writes "550 Host does not
-// accept mail" with 5.7.27 when the recipient's domain publishes a null
-// MX: its own verdict, no server having been asked. It is taken so only
-// when nothing points at the sender: the failure did not answer MAIL FROM
-// or the message (the command is unknown or RCPT), the words name no
-// sender (sender, from, envelope, return path, you) and no address or
-// domain other than the recipient's. A sender-side null MX is also
-// implausible for us: the envelope sender's domain is the one this very
-// bounce was delivered to.
-func destinationNullMX(r *Recipient, c Category, status, text string) bool {
-	if c != DomainUnknown || !strings.HasSuffix(status, ".7.27") || r.Command != "" && r.Command != "RCPT" {
-		return false
-	}
-	if !strings.Contains(text, "does not accept mail") {
-		return false
-	}
-	for _, w := range []string{"sender", "from", "envelope", "return", "you"} {
-		if strings.Contains(text, w) {
-			return false
-		}
-	}
-	return !namesOtherDomain(text, r.Address)
 }
 
 // namesOtherDomain reports whether text names a domain, or an address at a

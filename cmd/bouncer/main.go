@@ -33,6 +33,7 @@ type command struct {
 var commands = map[string]command{
 	"parse":       {"classify messages offline (FILE|DIR|- ...)", runParse},
 	"serve":       {"serve the explain page and POST /api/v1/parse (BOUNCER_HTTP_ADDR)", runServe},
+	"rules":       {"print the classifier's decision table, in order of precedence", runRules},
 	"healthcheck": {"probe a health URL, exit 0 on 2xx (for images without a shell)", runHealthcheck},
 
 	// The store's commands (issue 3).
