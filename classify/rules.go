@@ -47,6 +47,11 @@ var phraseRules = []phraseRule{
 		"dmarc", "spf", "dkim", "sender is unauthenticated", "unauthenticated email",
 		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
 		"denied by policy",
+		// The recipient's own filter: the mailbox exists and chose to refuse
+		// ("rejected due to recipient preferences", even under 5.1.1).
+		"recipient preferences", "recipient's preferences", "recipient preference",
+		"blocked by the recipient", "blocked by recipient", "recipient has blocked",
+		"recipient's filter", "recipient filter", "recipient's spam filter", "recipient's rules",
 		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
 		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
@@ -145,6 +150,8 @@ var phraseRules = []phraseRule{
 		"host or domain name not found", "does not accept mail", "no mx record", "no smtp service",
 		"null mx", "nullmx", "domain is not valid", "domain not exist", "no route for",
 		"invalid domain", "unknown domain", "domain unknown", "domain does not accept",
+		"couldn't find a mail exchanger", "could not find a mail exchanger", "no mail exchanger",
+		"dns lookup failure", "nxdomain", "unable to find mx", "no mx or a record",
 	}},
 
 	// Passing trouble.

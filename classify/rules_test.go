@@ -179,6 +179,45 @@ func TestDecide(t *testing.T) {
 		{"nothing at all",
 			Recipient{},
 			false, Unknown, Hard, false, "none"},
+
+		// The stage a wrapper cannot carry is read from the reply itself.
+		{"553 is an envelope reply (RFC 5321 §4.3.2): no such user here suppresses with no stage",
+			Recipient{Status: "5.3.0", Diagnostic: "553 5.3.0 <x@example.org>... No such user here"},
+			false, MailboxUnknown, Hard, true, "text:mailbox_unknown:no such user"},
+		{"553 sorry, rcpt user invalid with no stage",
+			Recipient{Diagnostic: "553 sorry, rcpt user invalid (#5.7.1)"},
+			false, MailboxUnknown, Hard, true, "rcpt user invalid"},
+		{"553 user unknown, stage unknown",
+			Recipient{Diagnostic: "553 user unknown"},
+			false, MailboxUnknown, Hard, true, "user unknown"},
+		{"a 550 user unknown with no stage stays unconfirmed",
+			Recipient{Diagnostic: "550 unknown user"},
+			false, MailboxUnknown, Hard, false, "stage_unknown"},
+		{"a 553 naming the sender is still the sender's",
+			Recipient{Diagnostic: "553 sender address does not exist"},
+			false, SenderRejected, Hard, false, "sender"},
+
+		// Words that say the mailbox exists outrank a status.
+		{"the recipient's preferences under 5.1.1 are the recipient's filter",
+			Recipient{Status: "5.1.1", Diagnostic: "550 5.1.1 Message rejected due to recipient preferences", Command: "RCPT"},
+			false, Policy, Hard, false, "recipient preferences"},
+		{"a recipient who blocked the sender",
+			Recipient{Status: "5.1.1", Diagnostic: "550 5.1.1 The recipient has blocked messages from this sender"},
+			false, Policy, Hard, false, "recipient has blocked"},
+
+		// Phrase families.
+		{"no mail exchanger nor IP address is a dead domain, not a block",
+			Recipient{Diagnostic: "DNS Error: The domain example.org couldn't find a mail exchanger (MX record) nor IP address"},
+			false, DomainUnknown, Hard, true, "couldn't find a mail exchanger"},
+		{"a DNS lookup failure of the recipient's host",
+			Recipient{Status: "5.4.4", Diagnostic: "DNS lookup failure: host example.org not found"},
+			false, DomainUnknown, Hard, true, "dns lookup failure"},
+		{"a temporary DNS lookup failure is soft",
+			Recipient{Status: "4.4.3", Diagnostic: "451 4.4.3 DNS lookup failure, try again"},
+			false, DomainUnknown, Soft, false, "temporary"},
+		{"no account at the provider, after DATA, is a dead mailbox",
+			Recipient{Diagnostic: "554 delivery error: dd This user doesn't have a example.com account (x@example.com) [0]", Command: "DATA"},
+			false, MailboxUnknown, Hard, true, "doesn't have a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r

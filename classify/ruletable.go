@@ -178,7 +178,7 @@ func dash(s string) string {
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 func wordTestNames() []string {
-	return []string{"names_sender", "no_sender_words", "names_other_domain", "rcpt_evidence"}
+	return []string{"names_sender", "no_sender_words", "names_other_domain", "names_no_account", "rcpt_evidence"}
 }
 
 // statusKeys returns statusRules' keys by subject, then detail.

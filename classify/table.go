@@ -127,7 +127,7 @@ var decisionTable = []row{
 		example: Recipient{Command: "HELO",
 			Diagnostic: "501 5.5.4 Invalid domain name"}},
 	{name: "filtered_after_data", text: string(MailboxUnknown), stage: "DATA",
-		names: []string{"!rcpt_evidence"}, category: Policy,
+		names: []string{"!rcpt_evidence", "!names_no_account"}, category: Policy,
 		rule: "text:filtered_after_data:{phrase}",
 		why:  "\"user unknown\" answered to the message, after the recipient was accepted: the recipient's filter",
 		example: Recipient{Command: "DATA",
@@ -200,6 +200,8 @@ var wordTests = map[string]struct {
 		func(ev *evidence) bool { return noSenderWords(ev.text) }},
 	"names_other_domain": {"the words name a domain other than the recipient's",
 		func(ev *evidence) bool { return namesOtherDomain(ev.text, ev.r.Address) }},
+	"names_no_account": {"the words say the account does not exist (\"This user doesn't have a example.com account\"): a mailbox host's own lookup, which some (Yahoo) answer after DATA",
+		func(ev *evidence) bool { return namesNoAccount(ev.text) }},
 	"rcpt_evidence": {"a recipient status (X.1.x but X.1.0, X.1.7, X.1.8), the reply echoing the address (\"<x@y>: User unknown\"), or a mailbox host's directory words",
 		func(ev *evidence) bool {
 			return recipientStatus(ev.status) || directoryPhrase(ev.text) || echoesRecipient(ev.text)
@@ -213,6 +215,7 @@ type evidence struct {
 	status   string // the status that decides
 	conflict string // "+status_field:X" when the quoted status overruled the field
 	class    byte   // '2', '4', '5' or 0
+	stage    string // the SMTP stage: the bounce's word for it, else inferStage's; "?" unknown
 	family   string // the leading phrase's family ("" none)
 	phrase   string
 	weak     bool
@@ -241,7 +244,27 @@ func readEvidence(r *Recipient) *evidence {
 		}
 	}
 	ev.family, ev.phrase, ev.weak = string(c), p, weak
+	ev.stage = inferStage(r)
 	return ev
+}
+
+// inferStage is the SMTP stage a failure answered: what the bounce says
+// (Recipient.Command), else what the reply code shows, else "?".
+//
+// A 551 or 553 reply shows RCPT TO: RFC 5321 §4.3.2 gives those codes only
+// to MAIL FROM and RCPT TO, never to DATA, and a refusal of the sender's
+// own address names the sender, which the rows test first. This is what
+// gives the same "553 sorry, rcpt user invalid" the same verdict whether or
+// not its wrapper has a place for the stage: Exim and Postfix write it,
+// Gmail and Office 365 do not.
+func inferStage(r *Recipient) string {
+	switch {
+	case r.Command != "":
+		return r.Command
+	case r.SMTPCode == 551 || r.SMTPCode == 553:
+		return "RCPT"
+	}
+	return "?"
 }
 
 // decidingStatus reconciles the Status field with the status the remote
@@ -270,7 +293,7 @@ func (w *row) matches(ev *evidence) bool {
 	case w.action != "" && r.Action != w.action,
 		w.text != "" && !familyIs(ev.family, w.text),
 		w.strong && ev.weak,
-		w.stage != "" && !inList(w.stage, stageName(r.Command)),
+		w.stage != "" && !inList(w.stage, ev.stage),
 		w.status != "" && !statusMatches(w.status, ev.status),
 		w.code > 0 && r.SMTPCode != w.code,
 		w.code < 0 && r.SMTPCode == 0:
@@ -295,13 +318,6 @@ func familyIs(family, want string) bool {
 		return deadCategory(Category(family))
 	}
 	return family == want
-}
-
-func stageName(cmd string) string {
-	if cmd == "" {
-		return "?"
-	}
-	return cmd
 }
 
 func inList(list, s string) bool {
@@ -355,7 +371,7 @@ func ruleText(w *row, ev *evidence) string {
 		s = strings.Replace(s, "{text}", t, 1)
 	}
 	return strings.NewReplacer("{phrase}", ev.phrase, "{status}", ev.status,
-		"{stage}", ev.r.Command, "{code}", strconv.Itoa(ev.r.SMTPCode)).Replace(s)
+		"{stage}", ev.stage, "{code}", strconv.Itoa(ev.r.SMTPCode)).Replace(s)
 }
 
 // noSenderWords reports whether text says "does not accept mail" with no
@@ -433,4 +449,21 @@ func finish(d *decision, w *row, ev *evidence, in facts) {
 		d.suppress = false
 		d.rule += "+original_auto_reply"
 	}
+}
+
+// namesNoAccount reports whether text says the recipient has no account:
+// "doesn't have a" or "does not have a", then "account" within a few words.
+func namesNoAccount(text string) bool {
+	for _, p := range []string{"doesn't have a", "does not have a", "does not have an", "doesn't have an"} {
+		if i := strings.Index(text, p); i >= 0 {
+			rest := text[i+len(p):]
+			if len(rest) > 60 {
+				rest = rest[:60]
+			}
+			if strings.Contains(rest, " account") {
+				return true
+			}
+		}
+	}
+	return false
 }
