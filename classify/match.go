@@ -13,6 +13,7 @@ type phraseRef struct {
 	category Category
 	phrase   string
 	weak     bool
+	prefix   bool // written with a trailing '*': any word ending may follow
 }
 
 type matcher struct {
@@ -20,6 +21,9 @@ type matcher struct {
 	bits [1 << 16 / 64]uint64 // first two bytes of some phrase
 	tri  [1 << 16 / 64]uint64 // a hash of the first three bytes of some phrase
 	idx  map[uint16][]int32   // first two bytes -> refs, in priority order
+	// bounded: a phrase matches only on word boundaries ("rbl" is not in
+	// "verbling", "spam" not in "antispam"), but for a trailing '*'.
+	bounded bool
 }
 
 // tri3 hashes three bytes into the trigram filter.
@@ -32,6 +36,8 @@ func newMatcher(tables ...[]phraseRule) *matcher {
 	for ti, t := range tables {
 		for _, r := range t {
 			for _, p := range r.phrases {
+				prefix := strings.HasSuffix(p, "*")
+				p = strings.TrimSuffix(p, "*")
 				if len(p) < 3 || p[0] == '#' || p[1] == '#' || p[2] == '#' {
 					panic("classify: phrase too short to index: " + p) // a table error, found at init
 				}
@@ -40,7 +46,7 @@ func newMatcher(tables ...[]phraseRule) *matcher {
 				m.bits[k/64] |= 1 << (k % 64)
 				h := tri3(p[0], p[1], p[2])
 				m.tri[h/64] |= 1 << (h % 64)
-				m.refs = append(m.refs, phraseRef{r.category, p, ti > 0})
+				m.refs = append(m.refs, phraseRef{r.category, p, ti > 0, prefix})
 			}
 		}
 	}
@@ -58,8 +64,15 @@ func (m *matcher) mayStart(a, b, c byte) (uint16, bool) {
 	return k, m.tri[h/64]&(1<<(h%64)) != 0
 }
 
-// rules matches phraseRules (strong) before weakRules.
-var rules = newMatcher(phraseRules, weakRules)
+// rules matches phraseRules (strong) before weakRules, on word boundaries.
+var rules = newBoundedMatcher(phraseRules, weakRules)
+
+// newBoundedMatcher is newMatcher for phrases matched on word boundaries.
+func newBoundedMatcher(tables ...[]phraseRule) *matcher {
+	m := newMatcher(tables...)
+	m.bounded = true
+	return m
+}
 
 // textual is what the matcher reads: a string or a byte slice.
 type textual interface{ ~string | ~[]byte }
@@ -78,7 +91,7 @@ func match[T textual](m *matcher, text T) (strong, weak *phraseRef) {
 			if ri >= best || ri >= bestWeak && m.refs[ri].weak {
 				break
 			}
-			if phraseAt(text[i:], m.refs[ri].phrase) {
+			if at(m, text, i, ri) {
 				if m.refs[ri].weak {
 					bestWeak = ri
 				} else {
@@ -108,7 +121,7 @@ func matchAny[T textual](m *matcher, text T) bool {
 			continue
 		}
 		for _, ri := range m.idx[k] {
-			if phraseAt(text[i:], m.refs[ri].phrase) {
+			if at(m, text, i, ri) {
 				return true
 			}
 		}
@@ -116,16 +129,36 @@ func matchAny[T textual](m *matcher, text T) bool {
 	return false
 }
 
+// at reports whether phrase ri of m stands at text[i:], on word boundaries
+// when m is bounded.
+func at[T textual](m *matcher, text T, i int, ri int32) bool {
+	ref := &m.refs[ri]
+	n, ok := phraseAt(text[i:], ref.phrase)
+	if !ok || !m.bounded {
+		return ok
+	}
+	if i > 0 && wordByte(text[i-1]) && wordByte(ref.phrase[0]) {
+		return false
+	}
+	end := i + n
+	return ref.prefix || end == len(text) || !wordByte(text[end]) || !wordByte(ref.phrase[len(ref.phrase)-1])
+}
+
+// wordByte reports whether c is part of an ASCII word. Bytes of UTF-8
+// sequences are not: Japanese and Chinese write no spaces between words.
+func wordByte(c byte) bool { return isAlnum(c) || c == '_' }
+
 // phraseAt reports whether text starts with p, where '#' in p stands for a
-// run of digits.
-func phraseAt[T textual](text T, p string) bool {
+// run of digits, and how many bytes of text it spans.
+func phraseAt[T textual](text T, p string) (int, bool) {
+	span := 0
 	for {
 		h := strings.IndexByte(p, '#')
 		if h < 0 {
-			return hasPrefix(text, p)
+			return span + len(p), hasPrefix(text, p)
 		}
 		if !hasPrefix(text, p[:h]) {
-			return false
+			return 0, false
 		}
 		text = text[h:]
 		n := 0
@@ -133,8 +166,9 @@ func phraseAt[T textual](text T, p string) bool {
 			n++
 		}
 		if n == 0 {
-			return false
+			return 0, false
 		}
+		span += h + n
 		text, p = text[n:], p[h+1:]
 	}
 }

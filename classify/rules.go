@@ -12,7 +12,9 @@ import (
 // is relay_denied and "553 sorry, no mailbox here by that name" is
 // mailbox_unknown.
 
-// phraseRule maps phrases of a diagnostic to a category.
+// phraseRule maps phrases of a diagnostic to a category. A phrase matches
+// on word boundaries; one that ends in '*' is a stem that any word ending
+// may follow ("blacklist*" is in "blacklisted"); '#' stands for a number.
 type phraseRule struct {
 	category Category
 	phrases  []string // lower case, single spaces
@@ -23,15 +25,15 @@ var phraseRules = []phraseRule{
 	// Things that look like a dead mailbox but are not: the remote refused
 	// the sending host, or was speaking of the sender.
 	{RateLimited, []string{
-		"frequency limited", "rate limit", "ratelimit", "rate-limit", "receiving mail at a rate",
+		"frequency limited", "rate limit*", "ratelimit*", "rate-limit*", "receiving mail at a rate",
 		"too many connections", "too many concurrent", "too many sessions", "connection rate",
-		"too many messages", "sending rate", "exceeded the rate", "throttl", "greylist", "grey-list",
-		"graylist", "gray-list", "too many recipients", "try again in a few minutes",
+		"too many messages", "sending rate", "exceeded the rate", "throttl*", "greylist*", "grey-list*",
+		"graylist*", "gray-list*", "too many recipients", "try again in a few minutes",
 		"sending quota", "send quota", "daily quota", "hourly quota",
 	}},
 	{MailboxFull, []string{
 		"mailbox full", "mailbox is full", "mailbox is over", "mailfolder is full", "over quota",
-		"overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed",
+		"overquota", "quota exceeded", "exceeded quota", "exceeds quota", "quota exceed*",
 		"disk quota", "user is over", "account is over quota", "exceeded storage allocation",
 		"mailbox has exceeded", "mailbox exceeded", "storage quota", "full mailbox", "mailbox size limit",
 		"insufficient disk space", "out of storage", "no space left on the mailbox", "box is full",
@@ -44,7 +46,7 @@ var phraseRules = []phraseRule{
 		"message exceeds", "size limit exceeded", "exceeded maximum message size", "file too large",
 	}},
 	{Policy, []string{
-		"dmarc", "spf", "dkim", "sender is unauthenticated", "unauthenticated email",
+		"dmarc*", "spf*", "dkim*", "sender is unauthenticated", "unauthenticated email",
 		"not accepted for policy reasons", "policy violation", "local policy", "policy reasons",
 		"denied by policy",
 		// The recipient's own filter: the mailbox exists and chose to refuse
@@ -52,7 +54,7 @@ var phraseRules = []phraseRule{
 		"recipient preferences", "recipient's preferences", "recipient preference",
 		"blocked by the recipient", "blocked by recipient", "recipient has blocked",
 		"recipient's filter", "recipient filter", "recipient's spam filter", "recipient's rules",
-		"header error", "multiple addresses in from", "duplicate header", "not rfc 5322", "rfc 5322",
+		"header error", "multiple addresses in from", "duplicate header*", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
 		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
 	}},
@@ -60,7 +62,7 @@ var phraseRules = []phraseRule{
 		"authentication required", "authentication is required", "auth required", "authrequired",
 		"requires authentication", "not logged in", "must authenticate", "please authenticate",
 		"must be authenticated", "unauthenticated senders", "authentication failed",
-		"not authorized to send", "smtp auth", "sender not authenticated", "need authentication",
+		"not authorized to send", "smtp auth*", "sender not authenticated", "need authentication",
 		"authentication needed", "delivery not authorized", "not authorized to relay",
 		"send mail as",
 	}},
@@ -87,22 +89,22 @@ var phraseRules = []phraseRule{
 		"doesn't accept mail from", "not accept mail from", "not accepting mail from",
 	}},
 	{Blocked, []string{
-		"blacklist", "blocklist", "black list", "block list", "spamhaus", "spamcop", "sorbs",
+		"blacklist*", "blocklist*", "black list*", "block list*", "spamhaus", "spamcop", "sorbs",
 		"barracudacentral", "dnsbl", "rbl", "banned sending ip", "client host rejected",
 		"client host blocked", "helo command rejected", "ehlo command rejected", "client host unknown",
 		"connections will not be accepted", "connections not accepted",
-		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0",
-		"reputation", "reverse dns", "ptr record", "no ptr", "dns ptr", "ptr resource record", "rdns",
+		"not accepting connections", "permanently deferred", "temporarily deferred", "[tss0*",
+		"reputation", "reverse dns", "ptr record*", "no ptr", "dns ptr", "ptr resource record", "rdns",
 		"refused to talk to me",
-		"service refuse", "blocked using", "invalid ip for sending", "is an open relay",
+		"service refuse*", "blocked using", "invalid ip for sending", "is an open relay",
 		"ip address blocked", "ip blocked", "my name was rejected",
-		"dynamic ip", "dial-up", "dialup", "residential", "not allowed to send mail from",
+		"dynamic ip*", "dial-up", "dialup", "residential", "not allowed to send mail from",
 	}},
 	{ContentRejected, []string{
-		"message filtered", "spam", "virus", "malware", "content rejected", "message content",
+		"message filtered", "spam*", "virus*", "malware", "content rejected", "message content",
 		"blacklisted url", "uribl", "surbl", "phishing",
-		"prohibited attachment", "mail rejete", "bulk mail",
-		"content filter", "content presents", "unsolicited", "content denied",
+		"prohibited attachment*", "mail rejete", "bulk mail*",
+		"content filter*", "content presents", "unsolicited", "content denied",
 	}},
 
 	// The recipient's problems.
@@ -129,8 +131,8 @@ var phraseRules = []phraseRule{
 		"no mail-box here", "address does not exist", "does not have a mailbox", "rcpt user invalid",
 		"not a valid user", "validrcptto", "recipient doesn't exist", "recipient does not exist",
 		"recipient not found", "recipnotfound", "recipientnotfound", "mailbox not found",
-		"mailbox does not exist", "mailbox doesn't exist", "invalid recipient", "unknown recipient",
-		"no such recipient", "user not found", "address couldn't be found", "account that you tried to reach does not exist",
+		"mailbox does not exist", "mailbox doesn't exist", "invalid recipient*", "unknown recipient*",
+		"no such recipient*", "user not found", "address couldn't be found", "account that you tried to reach does not exist",
 		"not listed in domino directory", "not listed in public name", "invalid final delivery userid",
 		"no such mailbox", "unknown address", "user doesn't exist", "user does not exist",
 		"doesn't have a", "invalid mailbox", "bad destination mailbox", "unknown local part",
@@ -164,7 +166,7 @@ var phraseRules = []phraseRule{
 	{Expired, []string{
 		"delivery failed # attempts", "failed after # attempts", "retry timeout exceeded", "in the queue too long", "could not deliver for the last",
 		"all hosts have been failing", "delivery time expired", "message expired", "envelope expired",
-		"unable to deliver this message after", "retry time",
+		"unable to deliver this message after", "retry time*",
 		"no longer attempting", "message timed out", "delivery expired", "could not find a gateway",
 		"too long in queue",
 	}},
@@ -181,7 +183,7 @@ var phraseRules = []phraseRule{
 // the SMTP command says.
 var weakRules = []phraseRule{
 	{Blocked, []string{"your ip", "ip address", "blocked by", "access denied", "connection refused"}},
-	{ContentRejected, []string{"looks like", "suspicious", "attachment", "mail rejected", "message rejected"}},
+	{ContentRejected, []string{"looks like", "suspicious", "attachment*", "mail rejected", "message rejected"}},
 	{MailboxUnknown, []string{"mailbox unavailable", "mailbox not available", "no mailbox", "address not found", "invalid address", "recipient rejected", "no account", "mailbox is unavailable", "no valid recipients"}},
 	{Network, []string{"timed out"}},
 	{Policy, []string{"tls", "certificate"}},

@@ -63,3 +63,26 @@ func TestWriteRules(t *testing.T) {
 		t.Log("\n" + b.String())
 	}
 }
+
+// Phrases match on word boundaries; a stem written with '*' takes any
+// ending.
+func TestPhraseWordBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want Category
+	}{
+		{"listed in an rbl", Blocked},
+		{"the verblist is long", ""},           // "rbl" inside a word
+		{"ip address blacklisted", Blocked},    // the stem "blacklist*"
+		{"greylisting in action", RateLimited}, // the stem "greylist*"
+		{"nospfrecord here", ""},               // "spf" inside a word
+		{"a throttled sender", RateLimited},
+		{"user unknownly", ""}, // a whole phrase must end on a boundary
+		{"user unknown.", MailboxUnknown},
+	} {
+		c, p, _ := matchPhrase(normalize(tc.text), true)
+		if c != tc.want {
+			t.Errorf("matchPhrase(%q) = %q (%q), want %q", tc.text, c, p, tc.want)
+		}
+	}
+}
