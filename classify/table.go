@@ -202,9 +202,10 @@ var wordTests = map[string]struct {
 		func(ev *evidence) bool { return namesOtherDomain(ev.text, ev.r.Address) }},
 	"names_no_account": {"the words say the account does not exist (\"This user doesn't have a example.com account\"): a mailbox host's own lookup, which some (Yahoo) answer after DATA",
 		func(ev *evidence) bool { return namesNoAccount(ev.text) }},
-	"rcpt_evidence": {"a recipient status (X.1.x but X.1.0, X.1.7, X.1.8), the reply echoing the address (\"<x@y>: User unknown\"), or a mailbox host's directory words",
+	"rcpt_evidence": {"a recipient status (X.1.x but X.1.0, X.1.7, X.1.8), the reply echoing the address (\"<x@y>: User unknown\"), a mailbox host's directory words, or a server's reply (with a code) naming no account",
 		func(ev *evidence) bool {
-			return recipientStatus(ev.status) || directoryPhrase(ev.text) || echoesRecipient(ev.text)
+			return recipientStatus(ev.status) || directoryPhrase(ev.text) || echoesRecipient(ev.text) ||
+				ev.r.SMTPCode != 0 && namesNoAccount(ev.text)
 		}},
 }
 
