@@ -119,6 +119,7 @@ var phraseRules = []phraseRule{
 		"no longer accepts mail", "account closed", "account has been closed", "account is closed",
 		"mailbox closed", "mailbox is closed", "mailbox has been removed", "mailbox has been deleted",
 		"account has been removed", "account has been deleted",
+		"mailbox is inactive", "account has expired", "account is expired",
 	}},
 	{AddressInvalid, []string{
 		"address syntax", "not a valid rfc-5321 address", "not a valid rfc 5321", "bad address syntax",
@@ -145,11 +146,13 @@ var phraseRules = []phraseRule{
 		"no such address", "no such person", "not a valid recipient", "account does not exist",
 		"account doesn't exist", "unknown local user", "bad recipient", "user invalid", "mailbox invalid",
 		"no account by that name",
+		"unknown local-part", "recipient not exist", "mailbox not exist", "no such email",
+		"unknown email address", "email address is unknown", "no such login",
 	}},
 	{DomainUnknown, []string{
 		"because the domain is not reachable", "host unknown", "domain does not exist", "no such domain", "unrouteable address",
 		"unroutable address", "domain not found", "domain couldn't be found", "domain name not found",
-		"host or domain name not found", "does not accept mail", "no mx record", "no smtp service",
+		"host or domain name not found", "does not accept mail", "no mx record*", "no smtp service",
 		"null mx", "nullmx", "domain is not valid", "domain not exist", "no route for",
 		"invalid domain", "unknown domain", "domain unknown", "domain does not accept",
 		"couldn't find a mail exchanger", "could not find a mail exchanger", "no mail exchanger",
@@ -184,7 +187,8 @@ var phraseRules = []phraseRule{
 var weakRules = []phraseRule{
 	{Blocked, []string{"your ip", "ip address", "blocked by", "access denied", "connection refused"}},
 	{ContentRejected, []string{"looks like", "suspicious", "attachment*", "mail rejected", "message rejected"}},
-	{MailboxUnknown, []string{"mailbox unavailable", "mailbox not available", "no mailbox", "address not found", "invalid address", "recipient rejected", "no account", "mailbox is unavailable", "no valid recipients"}},
+	{MailboxUnknown, []string{"mailbox unavailable", "mailbox not available", "no mailbox", "address not found", "invalid address", "recipient rejected", "no account", "mailbox is unavailable", "no valid recipients",
+		"invalid email address"}},
 	{Network, []string{"timed out"}},
 	{Policy, []string{"tls", "certificate"}},
 	{Expired, []string{"giving up", "gave up", "expired"}},
