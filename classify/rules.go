@@ -373,12 +373,14 @@ var suppressionPhrases = []string{
 // givenUpAtRCPT reports whether a temporary failure is a dead mailbox the
 // reporting MTA has stopped retrying: its own DSN says Action: failed, the
 // status is one of the recipient address codes (X.1.x), the reply answered
-// RCPT TO, and the words (a strong phrase, not a weak one) name a dead
-// mailbox. A deferral still being retried (Action: delayed), a free-text
-// notice (whose "failed" is our reading), a sender status (X.1.7, X.1.8)
-// or a refusal at any other command does not qualify.
+// RCPT TO (or the DSN does not say, as RFC 3464 has no field for it: the
+// X.1.x status is the recipient's address then), and the words (a strong
+// phrase, not a weak one) name a dead mailbox. A deferral still being
+// retried (Action: delayed), a free-text notice (whose "failed" is our
+// reading), a sender status (X.1.7, X.1.8) or a refusal at another
+// command does not qualify.
 func givenUpAtRCPT(r *Recipient, in facts, cat Category, strongText bool, status string) bool {
-	return in.dsnAction && r.Action == "failed" && r.Command == "RCPT" &&
+	return in.dsnAction && r.Action == "failed" && (r.Command == "RCPT" || r.Command == "") &&
 		cat == MailboxUnknown && strongText && recipientStatus(status)
 }
 

@@ -196,10 +196,10 @@ var wordTests = map[string]struct {
 }{
 	"names_sender": {"the four words before the phrase, in its clause, name the sender (sender, from, your, return-path...)",
 		func(ev *evidence) bool { return namesSender(ev.text, ev.phrase) }},
-	"no_sender_words": {"no word of the sender's side (sender, from, envelope, return, you) and the words say \"does not accept mail\"",
-		func(ev *evidence) bool { return noSenderWords(ev.text) }},
-	"names_other_domain": {"the words name a domain other than the recipient's",
-		func(ev *evidence) bool { return namesOtherDomain(ev.text, ev.r.Address) }},
+	"no_sender_words": {"the reply says \"does not accept mail\" with no word of the sender's side (sender, from, envelope, return, you); the reporting MTA's own prose before the reply code (\"your message to ...\") does not count",
+		func(ev *evidence) bool { return noSenderWords(ev.reply) }},
+	"names_other_domain": {"the reply names a domain other than the recipient's",
+		func(ev *evidence) bool { return namesOtherDomain(ev.reply, ev.r.Address) }},
 	"names_no_account": {"the words say the account does not exist (\"This user doesn't have a example.com account\"): a mailbox host's own lookup, which some (Yahoo) answer after DATA",
 		func(ev *evidence) bool { return namesNoAccount(ev.text) }},
 	"rcpt_evidence": {"a recipient status (X.1.x but X.1.0, X.1.7, X.1.8), the reply echoing the address (\"<x@y>: User unknown\"), a mailbox host's directory words, or a server's reply (with a code) naming no account",
@@ -212,7 +212,8 @@ var wordTests = map[string]struct {
 // evidence is what the table reads of one failed recipient.
 type evidence struct {
 	r        *Recipient
-	text     string // the diagnostic, normalized
+	text     string // the diagnostic, normalized, without the reporting MTA's prose
+	reply    string // text from the remote's reply code on (all of text when there is none)
 	status   string // the status that decides
 	conflict string // "+status_field:X" when the quoted status overruled the field
 	class    byte   // '2', '4', '5' or 0
@@ -224,7 +225,8 @@ type evidence struct {
 
 // readEvidence reads a failed recipient for the table.
 func readEvidence(r *Recipient) *evidence {
-	ev := &evidence{r: r, text: normalize(r.Diagnostic)}
+	ev := &evidence{r: r, text: withoutProse(normalize(r.Diagnostic))}
+	ev.reply = replyPart(ev.text, r.SMTPCode)
 	quoted := quotedStatus(r.Diagnostic)
 	ev.status, ev.conflict = decidingStatus(r.Status, quoted)
 	ev.class = statusClass(ev.status, r.SMTPCode)
@@ -467,4 +469,43 @@ func namesNoAccount(text string) bool {
 		}
 	}
 	return false
+}
+
+// wrapperProse are the words a reporting MTA writes about its own attempt,
+// around the remote's reply, that say nothing of the reason: qmail's
+// "Connected to 192.0.2.1 but sender was rejected." (the stage, read by
+// commandIn) and "Giving up on 192.0.2.1." after any permanent error. They
+// are blanked before the phrases are matched, so that the remote's words
+// decide whichever MTA wrapped them.
+var wrapperProse = []string{"but sender was rejected", "giving up on"}
+
+// withoutProse blanks wrapperProse in the normalized text.
+func withoutProse(text string) string {
+	for _, p := range wrapperProse {
+		if strings.Contains(text, p) {
+			text = strings.ReplaceAll(text, p, strings.Repeat(" ", len(p)))
+		}
+	}
+	return text
+}
+
+// replyPart returns text from where the remote's reply code stands, or all
+// of text: what comes before it is the reporting MTA's account ("There was
+// a problem delivering your message to ...", "Remote Server returned").
+func replyPart(text string, code int) string {
+	if code == 0 {
+		return text
+	}
+	c := strconv.Itoa(code)
+	for i := 0; ; {
+		j := strings.Index(text[i:], c)
+		if j < 0 {
+			return text
+		}
+		j += i
+		if (j == 0 || !isAlnum(text[j-1]) && text[j-1] != '.') && (j+3 == len(text) || !isAlnum(text[j+3])) {
+			return text[j:]
+		}
+		i = j + 1
+	}
 }
