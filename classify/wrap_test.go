@@ -1,0 +1,453 @@
+package classify
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// Wrapper independence (issue 12, item 2). A failure is a fact about one
+// recipient: the remote's reply (code, enhanced status, words) and the SMTP
+// command it answered. Which MTA wrote the notice around it must not change
+// the verdict. TestWrapperIndependence takes every failure of the fixtures
+// (testdata/*.eml) and of the dev corpus, writes it again in the wrappers
+// of wrapFormats, classifies each, and requires the same recipient,
+// category, severity and suppress as the reference.
+//
+// The reference is the failure written as an RFC 3464 DSN whose
+// human-readable part names the SMTP command (wrapFormats[0], "rfc3464").
+// Not the source message's own verdict, because the source carries more
+// than the failure (its other recipients, its own layout, a reporting MTA's
+// paraphrase) and its classification may have mis-read the very facts the
+// wrappers are given; with the DSN as reference every wrapper gets exactly
+// the same facts, so any difference is the wrapper's. The source's verdict
+// is still compared with the reference, as a round trip ("source"): a
+// difference there says that the real notice and the standard one with the
+// same facts disagree, or that extraction lost something.
+//
+// What each wrapper cannot carry, and so the only differences allowed:
+//
+//	wrapper          stage  Action  status  returned original  notes
+//	rfc3464          yes    yes     field   text/rfc822-headers reference; stage in the human part
+//	rfc3464-nostage  no     yes     field   text/rfc822-headers what most DSN writers send
+//	postfix-dsn      yes    yes     field   message/rfc822      notice + DSN part (Postfix >= 2.3)
+//	postfix-text     yes    no      text    message/rfc822      notice only (old Postfix, stripped DSN)
+//	exim             yes    no      text    inline copy         X-Failed-Recipients
+//	qmail            yes    no      text    inline copy         "does not like recipient", ...
+//	sendmail         yes    no      text    inline copy         transcript ">>> RCPT To:" / "<<< 550"
+//	exchange         no     no      text    "Original message headers:" Office 365 text part alone
+//	gmail            no     no      text    message/rfc822      "The response from the remote server was:"
+//	bare             no     no      text    inline copy         "Mail delivery failed", address and reply
+//
+// stage: where a wrapper cannot say which command the reply answered, a
+// failure answered to RCPT TO (or of unknown stage) must still get the
+// reference's verdict: the words decide, as the issue asks. A failure
+// answered to another command (DATA, MAIL FROM, HELO, the greeting) may
+// differ from the reference, since there the command itself says whose
+// fault it is; it must then get the verdict of the same DSN without the
+// command (rfc3464-nostage), i.e. what the words alone say.
+// Action: the DSN's own "Action: failed" for a 4.1.x reply the MTA gave up
+// retrying (rule +given_up) has no place in a free-text notice; there the
+// reference's suppress may be false.
+// status: every text wrapper writes the status into the reply ("550 5.1.1
+// ..."), so it is carried; a DSN without one gets X.0.0 of the reply's
+// class, since RFC 3464 §2.3.4 requires the field.
+//
+// The reply each wrapper writes is the source's diagnostic cut to the
+// remote's own words (cleanReply): from its reply code on, without the
+// source wrapper's "(in reply to ... command)", so that the source's
+// wrapper does not leak its stage into wrappers that have no place for it.
+//
+// Set BOUNCER_WRAP_REPORT=1 to print every disagreement, grouped by class.
+func TestWrapperIndependence(t *testing.T) {
+	t.Run("fixtures", func(t *testing.T) {
+		files, err := filepath.Glob(filepath.Join("testdata", "*.eml"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no fixtures: %v", err)
+		}
+		runWrapCheck(t, files)
+	})
+	t.Run("corpus", func(t *testing.T) {
+		dir := corpusDir(t)
+		var files []string
+		for name := range loadExpected(t, dir) {
+			files = append(files, filepath.Join(dir, name))
+		}
+		runWrapCheck(t, files)
+	})
+}
+
+// runWrapCheck re-wraps the failures of files and reports the
+// disagreements, one t.Errorf per class.
+func runWrapCheck(t *testing.T, files []string) {
+	sort.Strings(files)
+	fs, skipped := collectFailures(t, files)
+	if len(fs) == 0 {
+		t.Fatalf("no failures found in %d files", len(files))
+	}
+	rep := newWrapReport()
+	c := New(Options{})
+	for _, f := range fs {
+		checkFailure(c, f, rep)
+	}
+	t.Logf("%d files, %d distinct failures (%d skipped: %s), %d wrapped messages, %d disagreements in %d classes",
+		len(files), len(fs), skipped.total(), skipped, rep.checked, rep.disagreements(), len(rep.classes))
+	rep.fail(t, os.Getenv("BOUNCER_WRAP_REPORT") != "")
+}
+
+// wrapFailure is one failed recipient, as the wrappers write it.
+type wrapFailure struct {
+	id        int    // numbers the returned original's Message-ID
+	source    string // the file it came from
+	addr      string
+	status    string // enhanced status, or ""
+	code      int    // SMTP reply code, or 0
+	reply     string // the remote's reply, code and status included where known
+	stage     string // CONN, HELO, MAIL, RCPT, DATA or "" (Recipient.Command)
+	autoReply bool   // the returned original was itself an automatic reply
+	verdict   Recipient
+}
+
+// skipCounts counts the failures that are not re-wrapped, by reason.
+type skipCounts map[string]int
+
+func (s skipCounts) total() int {
+	n := 0
+	for _, v := range s {
+		n += v
+	}
+	return n
+}
+
+func (s skipCounts) String() string {
+	var parts []string
+	for _, k := range sortedKeys(s) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, s[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// collectFailures classifies files and returns their failed recipients,
+// each distinct failure once (the corpus holds CRLF copies of its files).
+// Warnings, complaints and auto-replies are not failures of an address
+// and are skipped, as is a failure that says nothing to wrap.
+func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) {
+	t.Helper()
+	skipped := skipCounts{}
+	seen := map[string]bool{}
+	var out []*wrapFailure
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Classify(raw)
+		if err != nil {
+			continue
+		}
+		for _, r := range rep.Recipients {
+			if !r.Failed() {
+				continue
+			}
+			if why := skipReason(rep, &r); why != "" {
+				skipped[why]++
+				continue
+			}
+			f := &wrapFailure{
+				source: filepath.Base(file), addr: r.Address, status: r.Status, code: r.SMTPCode,
+				stage: r.Command, autoReply: rep.Original.AutoReply, verdict: r,
+			}
+			f.reply = cleanReply(r.Diagnostic, r.SMTPCode, r.Status)
+			if strings.TrimSpace(f.reply) == "" {
+				skipped["nothing to wrap"]++
+				continue
+			}
+			key := strings.ToLower(f.addr) + "|" + f.stage + "|" + f.reply + "|" + fmt.Sprint(f.autoReply)
+			if seen[key] {
+				skipped["duplicate"]++
+				continue
+			}
+			seen[key] = true
+			f.id = len(out) + 1
+			out = append(out, f)
+		}
+	}
+	return out, skipped
+}
+
+// skipReason says why a failed recipient is not re-wrapped, or "".
+func skipReason(rep *Report, r *Recipient) string {
+	switch {
+	case rep.Kind == KindComplaint || r.Category == Complaint:
+		return "complaint"
+	case r.Action == "delayed" || r.Category == Delayed:
+		return "delayed"
+	case r.Category == AutoReply:
+		return "auto-reply"
+	case !validAddress(r.Address) || strings.ContainsAny(r.Address, " \t<>"):
+		return "no address"
+	}
+	return ""
+}
+
+// cleanReply cuts a diagnostic to the remote server's reply: from its reply
+// code on when the words before the code decide nothing (they are the
+// reporting MTA's: "host mx said:", "Remote Server returned '"), without a
+// trailing "(in reply to ... command)" or closing quote, on one line. The
+// code and the status are put in front when the text lacks them, so that
+// a free-text wrapper carries them too.
+func cleanReply(diag string, code int, status string) string {
+	s := strings.Join(strings.Fields(diag), " ")
+	if code != 0 {
+		if i := codeIndex(s, code); i > 0 && !hasPhrase(s[:i]) {
+			s = s[i:]
+		}
+	}
+	if i := strings.Index(strings.ToLower(s), "(in reply to "); i >= 0 && strings.HasSuffix(s, "command)") {
+		s = strings.TrimSpace(s[:i])
+	}
+	if strings.HasSuffix(s, "'") && strings.Count(s, "'")%2 == 1 {
+		s = strings.TrimSpace(strings.TrimSuffix(s, "'"))
+	}
+	rest, prefix := s, ""
+	if code != 0 {
+		prefix = fmt.Sprint(code)
+		if codeIndex(s, code) == 0 {
+			rest = strings.TrimLeft(s[3:], " -")
+		} else if findReplyCode(s) == code {
+			prefix = "" // the code stands later in the text, where its MTA put it
+		}
+	}
+	if status != "" && quotedStatus(s) != status {
+		rest = strings.TrimSpace(status + " " + rest)
+	}
+	return strings.TrimSpace(prefix + " " + rest)
+}
+
+// codeIndex returns where the reply code code stands in s as a number of
+// its own, or -1.
+func codeIndex(s string, code int) int {
+	c := fmt.Sprint(code)
+	for i := 0; ; {
+		j := strings.Index(s[i:], c)
+		if j < 0 {
+			return -1
+		}
+		j += i
+		before := j == 0 || !isAlnum(s[j-1]) && s[j-1] != '.' && s[j-1] != '#'
+		after := j+3 == len(s) || !isAlnum(s[j+3]) && s[j+3] != '.'
+		if before && after {
+			return j
+		}
+		i = j + 1
+	}
+}
+
+// wrapOutcome is what the classifier made of one wrapped message.
+type wrapOutcome struct {
+	kind   Kind
+	failed []Recipient
+	err    error
+}
+
+func classifyWrapped(c *Classifier, raw string) wrapOutcome {
+	rep, err := c.Classify([]byte(raw))
+	if err != nil {
+		return wrapOutcome{err: err}
+	}
+	o := wrapOutcome{kind: rep.Kind}
+	for _, r := range rep.Recipients {
+		if r.Failed() {
+			o.failed = append(o.failed, r)
+		}
+	}
+	return o
+}
+
+// find returns the failed recipient of o whose address is addr, or nil.
+func (o wrapOutcome) find(addr string) *Recipient {
+	for i := range o.failed {
+		if strings.EqualFold(o.failed[i].Address, addr) {
+			return &o.failed[i]
+		}
+	}
+	return nil
+}
+
+// checkFailure wraps f in every format and records each disagreement with
+// the reference in rep.
+func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
+	ref := classifyWrapped(c, wrapFormats[0].wrap(f))
+	refR := ref.find(f.addr)
+	rep.checked++
+	if refR == nil {
+		rep.add("reference", f, "reference (rfc3464 with stage): recipient not found", nil, ref)
+		return
+	}
+	var bare *Recipient
+	for _, w := range wrapFormats[1:] {
+		got := classifyWrapped(c, w.wrap(f))
+		rep.checked++
+		want := refR
+		if !w.stage && f.stage != "" && f.stage != "RCPT" {
+			// The command decides here, and this wrapper cannot say it:
+			// the words alone must decide as in a DSN without it.
+			if bare == nil {
+				bare = classifyWrapped(c, wrapRFC3464(f, false)).find(f.addr)
+			}
+			if bare != nil {
+				want = bare
+			}
+		}
+		if !w.dsn && strings.Contains(refR.Rule, "+given_up") {
+			relaxed := *want
+			relaxed.Suppress = false
+			want = &relaxed
+		}
+		if class := diagnose(w, f, want, got); class != "" {
+			rep.add(w.name, f, class, want, got)
+		}
+	}
+	// The round trip: the source's own verdict against the reference.
+	src := wrapOutcome{kind: KindDSN, failed: []Recipient{f.verdict}}
+	if class := diagnose(wrapFormat{name: "source", stage: true, dsn: true}, f, refR, src); class != "" {
+		rep.add("source", f, "round trip: "+class, refR, src)
+	}
+}
+
+// diagnose names the class of disagreement between want and got, or ""
+// when they agree on recipient, category, severity and suppress (and the
+// message reports no other address as failed).
+func diagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) string {
+	switch {
+	case got.err != nil:
+		return "classify error"
+	case len(got.failed) == 0:
+		return fmt.Sprintf("not detected as a bounce (kind %s)", got.kind)
+	}
+	r := got.find(f.addr)
+	if r == nil {
+		return "recipient not extracted"
+	}
+	if len(got.failed) > 1 {
+		return "other addresses reported as failed recipients"
+	}
+	if r.Category == want.Category && r.Severity == want.Severity && r.Suppress == want.Suppress {
+		return ""
+	}
+	verdict := fmt.Sprintf("%s/%s/%v -> %s/%s/%v", want.Category, want.Severity, sup(want.Suppress),
+		r.Category, r.Severity, sup(r.Suppress))
+	switch {
+	case strings.Contains(r.Rule, "+stage_unknown") && !strings.Contains(want.Rule, "+stage_unknown"):
+		return "stage-unknown guard withholds suppression (decide: +stage_unknown): " + verdict
+	case w.stage && f.stage != "" && r.Command != f.stage:
+		return fmt.Sprintf("stage not read (command %q, want %s): %s", r.Command, f.stage, verdict)
+	case r.SMTPCode != want.SMTPCode:
+		return fmt.Sprintf("reply code read differently (%d, want %d): %s", r.SMTPCode, want.SMTPCode, verdict)
+	case r.Status != want.Status:
+		return fmt.Sprintf("status read differently: %s", verdict)
+	case ruleFamily(r.Rule) != ruleFamily(want.Rule):
+		return fmt.Sprintf("words read differently (rule %s -> %s): %s", ruleFamily(want.Rule), ruleFamily(r.Rule), verdict)
+	}
+	return "other: " + verdict
+}
+
+func sup(b bool) string {
+	if b {
+		return "suppress"
+	}
+	return "keep"
+}
+
+// ruleFamily is a rule without its phrase: "text:mailbox_unknown:user
+// unknown+stage_unknown" is "text:mailbox_unknown+stage_unknown".
+func ruleFamily(rule string) string {
+	head, mods, _ := strings.Cut(rule, "+")
+	if parts := strings.SplitN(head, ":", 3); len(parts) == 3 {
+		head = parts[0] + ":" + parts[1]
+	}
+	if mods != "" {
+		return head + "+" + mods
+	}
+	return head
+}
+
+// wrapReport gathers the disagreements by class.
+type wrapReport struct {
+	checked int
+	classes map[string]*wrapClass
+}
+
+type wrapClass struct {
+	count    int
+	wrappers map[string]int
+	examples []string
+}
+
+func newWrapReport() *wrapReport { return &wrapReport{classes: map[string]*wrapClass{}} }
+
+func (rep *wrapReport) add(wrapper string, f *wrapFailure, class string, want *Recipient, got wrapOutcome) {
+	cl := rep.classes[class]
+	if cl == nil {
+		cl = &wrapClass{wrappers: map[string]int{}}
+		rep.classes[class] = cl
+	}
+	cl.count++
+	cl.wrappers[wrapper]++
+	ex := fmt.Sprintf("[%s] %s <%s> stage=%q reply=%q", wrapper, f.source, f.addr, f.stage, f.reply)
+	if want != nil {
+		ex += fmt.Sprintf("\n      want %s/%s/%s rule %s", want.Category, want.Severity, sup(want.Suppress), want.Rule)
+	}
+	if r := got.find(f.addr); r != nil {
+		ex += fmt.Sprintf("\n      got  %s/%s/%s rule %s (status %q code %d command %q)",
+			r.Category, r.Severity, sup(r.Suppress), r.Rule, r.Status, r.SMTPCode, r.Command)
+	} else {
+		var addrs []string
+		for _, o := range got.failed {
+			addrs = append(addrs, o.Address)
+		}
+		ex += fmt.Sprintf("\n      got  kind %s, failed %q", got.kind, addrs)
+	}
+	cl.examples = append(cl.examples, ex)
+}
+
+func (rep *wrapReport) disagreements() int {
+	n := 0
+	for _, cl := range rep.classes {
+		n += cl.count
+	}
+	return n
+}
+
+// fail reports one error per class, with its count and first examples, and
+// with full set every example.
+func (rep *wrapReport) fail(t *testing.T, full bool) {
+	t.Helper()
+	names := sortedKeys(rep.classes)
+	sort.SliceStable(names, func(i, j int) bool { return rep.classes[names[i]].count > rep.classes[names[j]].count })
+	for _, name := range names {
+		cl := rep.classes[name]
+		var ws []string
+		for _, w := range sortedKeys(cl.wrappers) {
+			ws = append(ws, fmt.Sprintf("%s %d", w, cl.wrappers[w]))
+		}
+		n := min(3, len(cl.examples))
+		t.Errorf("%d disagreements: %s [%s]\n    %s", cl.count, name, strings.Join(ws, ", "),
+			strings.Join(cl.examples[:n], "\n    "))
+		if full {
+			t.Logf("class %q, all %d:\n    %s", name, cl.count, strings.Join(cl.examples, "\n    "))
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
