@@ -37,7 +37,6 @@ var wrapFormats = []wrapFormat{
 }
 
 const (
-	wrapSender  = "bounces@sender.example"
 	wrapOurHost = "mx.sender.example"
 	wrapIP      = "192.0.2.25"
 )
@@ -48,9 +47,28 @@ func remoteHost(f *wrapFailure) string {
 	return "mx1." + strings.ToLower(f.addr[strings.LastIndexByte(f.addr, '@')+1:])
 }
 
-// crlf turns the LF line ends of a wrapper's template into CRLF, as IMAP
-// hands messages over.
-func crlf(s string) string {
+// fill puts f's recipient and sender in a wrapper's phrase.
+func (f *wrapFailure) fill(p string) string {
+	return strings.NewReplacer("{rcpt}", f.addr, "{sender}", f.sender).Replace(p)
+}
+
+// charset is the charset parameter of f's text: UTF-8 addresses (RFC
+// 6531) and replies are written as UTF-8, as SMTPUTF8 MTAs write them.
+func (f *wrapFailure) charset() string {
+	for _, s := range []string{f.addr, f.reply, f.sender} {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return "utf-8"
+			}
+		}
+	}
+	return "us-ascii"
+}
+
+// finish turns the LF line ends of a wrapper's template into CRLF, as IMAP
+// hands messages over, and declares the charset f's text needs.
+func (f *wrapFailure) finish(s string) string {
+	s = strings.ReplaceAll(s, "charset=us-ascii", "charset="+f.charset())
 	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
@@ -73,7 +91,7 @@ List-Unsubscribe: <mailto:unsubscribe@sender.example>
 X-Campaign-Id: nov-2026
 %[4]sMIME-Version: 1.0
 Content-Type: text/plain; charset=us-ascii
-`, f.addr, f.id, wrapSender, auto)
+`, f.addr, f.id, f.sender, auto)
 	if withBody {
 		s += "\nHello, here is our November news.\n"
 	}
@@ -128,16 +146,16 @@ Status: %s
 	if f.code != 0 {
 		s += "Remote-MTA: dns; " + remoteHost(f) + "\n"
 	}
-	s += "Diagnostic-Code: smtp; " + fold(f.reply, 76, "    ") + "\n"
+	s += fold("Diagnostic-Code: smtp; "+f.reply, 78, "    ") + "\n"
 	return s + "Last-Attempt-Date: Fri, 04 Dec 2026 10:00:05 +0000\n"
 }
 
 // rfc3464Stage is how the reference's human-readable part names the
 // command, in the words most MTAs use for it.
 var rfc3464Stage = map[string]string{
-	"RCPT": "after RCPT TO:<%s>",
+	"RCPT": "after RCPT TO:<{rcpt}>",
 	"DATA": "after end of data",
-	"MAIL": "after MAIL FROM:<" + wrapSender + ">",
+	"MAIL": "after MAIL FROM:<{sender}>",
 	"HELO": "after EHLO " + wrapOurHost,
 	"CONN": "after initial connection",
 }
@@ -148,12 +166,10 @@ var rfc3464Stage = map[string]string{
 func wrapRFC3464(f *wrapFailure, stage bool) string {
 	reason := "Reason:"
 	if p, ok := rfc3464Stage[f.stage]; ok && stage {
-		if strings.Contains(p, "%s") {
-			p = fmt.Sprintf(p, f.addr)
-		}
+		p = f.fill(p)
 		reason = fmt.Sprintf("The server %s [%s] answered %s:", remoteHost(f), wrapIP, p)
 	}
-	return crlf(fmt.Sprintf(`From: Mail Delivery Subsystem <MAILER-DAEMON@%[1]s>
+	return f.finish(fmt.Sprintf(`From: Mail Delivery Subsystem <MAILER-DAEMON@%[1]s>
 To: <%[2]s>
 Subject: Delivery Status Notification (Failure)
 Date: Fri, 04 Dec 2026 10:00:06 +0000
@@ -186,7 +202,7 @@ Content-Type: text/rfc822-headers
 
 %[8]s
 --=_dsn_%[3]d--
-`, wrapOurHost, wrapSender, f.id, f.addr, reason, fold(f.reply, 72, "    "), deliveryStatus(f, ""),
+`, wrapOurHost, f.sender, f.id, f.addr, reason, fold(f.reply, 72, "    "), deliveryStatus(f, ""),
 		returnedOriginal(f, false)))
 }
 
@@ -226,9 +242,9 @@ Content-Type: message/delivery-status
 
 %s
 --B%d.1733306406/%s
-`, deliveryStatus(f, "X-Postfix-Queue-ID: 4SXYZ12abc\nX-Postfix-Sender: rfc822; "+wrapSender+"\n"), f.id, wrapOurHost)
+`, deliveryStatus(f, "X-Postfix-Queue-ID: 4SXYZ12abc\nX-Postfix-Sender: rfc822; "+f.sender+"\n"), f.id, wrapOurHost)
 	}
-	return crlf(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s (Mail Delivery System)
+	return f.finish(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s (Mail Delivery System)
 To: %[2]s
 Subject: Undelivered Mail Returned to Sender
 Date: Fri, 04 Dec 2026 10:00:06 +0000
@@ -264,14 +280,14 @@ Content-Type: message/rfc822
 
 %[7]s
 --B%[4]d.1733306406/%[1]s--
-`, wrapOurHost, wrapSender, ctype, f.id, postfixLine(f), report, returnedOriginal(f, true)))
+`, wrapOurHost, f.sender, ctype, f.id, postfixLine(f), report, returnedOriginal(f, true)))
 }
 
 // eximStage is Exim's "SMTP error from remote mail server after ...:".
 var eximStage = map[string]string{
-	"RCPT": "after RCPT TO:<%s>:",
+	"RCPT": "after RCPT TO:<{rcpt}>:",
 	"DATA": "after end of data:",
-	"MAIL": "after MAIL FROM:<" + wrapSender + "> SIZE=1853:",
+	"MAIL": "after MAIL FROM:<{sender}> SIZE=1853:",
 	"HELO": "after EHLO " + wrapOurHost + ":",
 	"CONN": "after initial connection:",
 }
@@ -283,12 +299,10 @@ var eximStage = map[string]string{
 func wrapExim(f *wrapFailure) string {
 	detail := "    " + f.reply
 	if p, ok := eximStage[f.stage]; ok {
-		if strings.Contains(p, "%s") {
-			p = fmt.Sprintf(p, f.addr)
-		}
+		p = f.fill(p)
 		detail = fmt.Sprintf("    SMTP error from remote mail server %s\n    host %s [%s]: %s", p, remoteHost(f), wrapIP, f.reply)
 	}
-	return crlf(fmt.Sprintf(`From: Mail Delivery System <Mailer-Daemon@%[1]s>
+	return f.finish(fmt.Sprintf(`From: Mail Delivery System <Mailer-Daemon@%[1]s>
 To: %[2]s
 Subject: Mail delivery failed: returning message to sender
 Date: Fri, 04 Dec 2026 10:00:06 +0000
@@ -308,7 +322,7 @@ recipients. This is a permanent error. The following address(es) failed:
 
 ------ This is a copy of the message, including all the headers. ------
 
-%[6]s`, wrapOurHost, wrapSender, f.id, f.addr, detail, returnedOriginal(f, true)))
+%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, returnedOriginal(f, true)))
 }
 
 // qmailStage is qmail-remote's account of the command that failed.
@@ -328,7 +342,7 @@ func wrapQmail(f *wrapFailure) string {
 	if p, ok := qmailStage[f.stage]; ok {
 		detail = fmt.Sprintf("%s\nRemote host said: %s\nGiving up on %s.", p, f.reply, wrapIP)
 	}
-	return crlf(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s
+	return f.finish(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s
 To: %[2]s
 Subject: failure notice
 Date: 4 Dec 2026 10:00:06 -0000
@@ -343,7 +357,7 @@ This is a permanent error; I've given up. Sorry it didn't work out.
 
 --- Below this line is a copy of the message.
 
-%[6]s`, wrapOurHost, wrapSender, f.id, f.addr, detail, returnedOriginal(f, true)))
+%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, returnedOriginal(f, true)))
 }
 
 // sendmailTranscript is the session transcript Sendmail writes for the
@@ -357,7 +371,7 @@ func sendmailTranscript(f *wrapFailure) string {
 	case "DATA":
 		cmd = ">>> DATA\n<<< 354 Enter mail, end with \".\" on a line by itself\n>>> .\n"
 	case "MAIL":
-		cmd = ">>> MAIL From:<" + wrapSender + "> SIZE=1853\n"
+		cmd = ">>> MAIL From:<" + f.sender + "> SIZE=1853\n"
 	case "HELO":
 		cmd = ">>> EHLO " + wrapOurHost + "\n"
 	case "CONN":
@@ -383,6 +397,12 @@ func sendmailSummary(f *wrapFailure) string {
 		st = f.status + " "
 		words = strings.TrimSpace(strings.TrimPrefix(words, f.status))
 	}
+	for _, echo := range []string{"<" + f.addr + ">:", "<" + f.addr + ">...", "<" + f.addr + ">"} {
+		if strings.HasPrefix(words, echo) {
+			words = strings.TrimSpace(words[len(echo):]) // the summary names the address itself
+			break
+		}
+	}
 	return fmt.Sprintf("%d %s<%s>... %s\n", f.code, st, f.addr, words)
 }
 
@@ -391,7 +411,7 @@ func sendmailSummary(f *wrapFailure) string {
 // permanent fatal errors with their reason, the session transcript, the
 // returned message.
 func wrapSendmail(f *wrapFailure) string {
-	return crlf(fmt.Sprintf(`From: Mail Delivery Subsystem <MAILER-DAEMON@%[1]s>
+	return f.finish(fmt.Sprintf(`From: Mail Delivery Subsystem <MAILER-DAEMON@%[1]s>
 To: <%[2]s>
 Subject: Returned mail: see transcript for details
 Date: Fri, 4 Dec 2026 10:00:06 GMT
@@ -411,7 +431,7 @@ from localhost [127.0.0.1]
 %[6]s%[7]s
    ----- Original message follows -----
 
-%[8]s`, wrapOurHost, wrapSender, f.id, f.addr, f.reply, sendmailTranscript(f), sendmailSummary(f),
+%[8]s`, wrapOurHost, f.sender, f.id, f.addr, f.reply, sendmailTranscript(f), sendmailSummary(f),
 		returnedOriginal(f, true)))
 }
 
@@ -421,7 +441,7 @@ from localhost [127.0.0.1]
 // '...'" and the original's headers. The DSN part Office 365 adds is left
 // out: with it, this would be rfc3464-nostage again.
 func wrapExchange(f *wrapFailure) string {
-	return crlf(fmt.Sprintf(`From: Microsoft Outlook <postmaster@sender.example>
+	return f.finish(fmt.Sprintf(`From: Microsoft Outlook <postmaster@sender.example>
 To: <%[1]s>
 Subject: Undeliverable: November news
 Date: Fri, 4 Dec 2026 10:00:06 +0000
@@ -450,7 +470,7 @@ Remote Server returned '%[4]s'
 
 Original message headers:
 
-%[5]s`, wrapSender, f.id, f.addr, f.reply, returnedOriginal(f, false)))
+%[5]s`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, false)))
 }
 
 // wrapGmail writes Gmail's notice: "** Message not delivered **", the
@@ -459,7 +479,7 @@ Original message headers:
 // failure ("Address not found"); the neutral one is used so as not to hand
 // the classifier the verdict.
 func wrapGmail(f *wrapFailure) string {
-	return crlf(fmt.Sprintf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+	return f.finish(fmt.Sprintf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
 To: %[1]s
 Subject: Delivery Status Notification (Failure)
 Date: Fri, 04 Dec 2026 02:00:06 -0800 (PST)
@@ -487,13 +507,13 @@ Content-Type: message/rfc822
 
 %[5]s
 --000000000000gm%[2]d--
-`, wrapSender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
+`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
 }
 
 // wrapBare writes the shortest notice a site-local mailer sends: "Mail
 // delivery failed", the address, the reply, the original quoted below.
 func wrapBare(f *wrapFailure) string {
-	return crlf(fmt.Sprintf(`From: postmaster@relay.sender.example
+	return f.finish(fmt.Sprintf(`From: postmaster@relay.sender.example
 To: %[1]s
 Subject: Mail delivery failed
 Date: Fri, 4 Dec 2026 10:00:06 +0000
@@ -505,5 +525,5 @@ The mail server said:
 %[4]s
 
 ----- Original message -----
-%[5]s`, wrapSender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
+%[5]s`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
 }

@@ -1,7 +1,9 @@
 package classify
 
 import (
+	"bytes"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,6 +105,7 @@ type wrapFailure struct {
 	id        int    // numbers the returned original's Message-ID
 	source    string // the file it came from
 	addr      string
+	sender    string // the envelope sender: the source bounce's To
 	status    string // enhanced status, or ""
 	code      int    // SMTP reply code, or 0
 	reply     string // the remote's reply, code and status included where known
@@ -148,6 +151,7 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 		if err != nil {
 			continue
 		}
+		sender := bounceTo(raw)
 		for _, r := range rep.Recipients {
 			if !r.Failed() {
 				continue
@@ -157,7 +161,7 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 				continue
 			}
 			f := &wrapFailure{
-				source: filepath.Base(file), addr: r.Address, status: r.Status, code: r.SMTPCode,
+				source: filepath.Base(file), addr: r.Address, sender: sender, status: r.Status, code: r.SMTPCode,
 				stage: r.Command, autoReply: rep.Original.AutoReply, verdict: r,
 			}
 			f.reply = cleanReply(r.Diagnostic, r.SMTPCode, r.Status)
@@ -178,6 +182,24 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 	return out, skipped
 }
 
+// bounceTo returns the address a bounce was sent to, its envelope sender
+// (RFC 3464 §2: the DSN goes to the return path), or a stand-in. A reply
+// may name that address ("<bounces@...>: Sender address rejected"); real
+// notices carry it in their To and in the returned original's
+// Return-Path, so the wrappers do too.
+func bounceTo(raw []byte) string {
+	const standIn = "bounces@sender.example"
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return standIn
+	}
+	to, err := mail.ParseAddressList(msg.Header.Get("To"))
+	if err != nil || len(to) == 0 || !validAddress(to[0].Address) {
+		return standIn
+	}
+	return to[0].Address
+}
+
 // skipReason says why a failed recipient is not re-wrapped, or "".
 func skipReason(rep *Report, r *Recipient) string {
 	switch {
@@ -196,7 +218,8 @@ func skipReason(rep *Report, r *Recipient) string {
 // cleanReply cuts a diagnostic to the remote server's reply: from its reply
 // code on when the words before the code decide nothing (they are the
 // reporting MTA's: "host mx said:", "Remote Server returned '"), without a
-// trailing "(in reply to ... command)" or closing quote, on one line. The
+// trailing "(in reply to ... command)", qmail's "Giving up on <ip>." or a
+// closing quote, on one line. The
 // code and the status are put in front when the text lacks them, so that
 // a free-text wrapper carries them too.
 func cleanReply(diag string, code int, status string) string {
@@ -208,6 +231,9 @@ func cleanReply(diag string, code int, status string) string {
 	}
 	if i := strings.Index(strings.ToLower(s), "(in reply to "); i >= 0 && strings.HasSuffix(s, "command)") {
 		s = strings.TrimSpace(s[:i])
+	}
+	if i := strings.LastIndex(s, " Giving up on "); i > 0 && strings.HasSuffix(s, ".") {
+		s = s[:i] // qmail's own last line
 	}
 	if strings.HasSuffix(s, "'") && strings.Count(s, "'")%2 == 1 {
 		s = strings.TrimSpace(strings.TrimSuffix(s, "'"))
@@ -248,9 +274,10 @@ func codeIndex(s string, code int) int {
 
 // wrapOutcome is what the classifier made of one wrapped message.
 type wrapOutcome struct {
-	kind   Kind
-	failed []Recipient
-	err    error
+	kind     Kind
+	failed   []Recipient
+	original Original
+	err      error
 }
 
 func classifyWrapped(c *Classifier, raw string) wrapOutcome {
@@ -258,7 +285,7 @@ func classifyWrapped(c *Classifier, raw string) wrapOutcome {
 	if err != nil {
 		return wrapOutcome{err: err}
 	}
-	o := wrapOutcome{kind: rep.Kind}
+	o := wrapOutcome{kind: rep.Kind, original: rep.Original}
 	for _, r := range rep.Recipients {
 		if r.Failed() {
 			o.failed = append(o.failed, r)
@@ -284,7 +311,7 @@ func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
 	refR := ref.find(f.addr)
 	rep.checked++
 	if refR == nil {
-		rep.add("reference", f, "reference (rfc3464 with stage): recipient not found", nil, ref)
+		rep.add("rfc3464", f, "reference (rfc3464 with stage): recipient not found", nil, ref)
 		return
 	}
 	var bare *Recipient
@@ -307,52 +334,100 @@ func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
 			relaxed.Suppress = false
 			want = &relaxed
 		}
-		if class := diagnose(w, f, want, got); class != "" {
+		for _, class := range diagnose(w, f, want, got) {
 			rep.add(w.name, f, class, want, got)
 		}
 	}
 	// The round trip: the source's own verdict against the reference.
 	src := wrapOutcome{kind: KindDSN, failed: []Recipient{f.verdict}}
-	if class := diagnose(wrapFormat{name: "source", stage: true, dsn: true}, f, refR, src); class != "" {
+	for _, class := range diagnose(wrapFormat{name: "source", stage: true, dsn: true}, f, refR, src) {
 		rep.add("source", f, "round trip: "+class, refR, src)
 	}
 }
 
-// diagnose names the class of disagreement between want and got, or ""
-// when they agree on recipient, category, severity and suppress (and the
-// message reports no other address as failed).
-func diagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) string {
+// diagnose names the classes of disagreement between want and got: none
+// when they agree on recipient, category, severity and suppress and the
+// message reports no other address as failed. A verdict that differs is
+// put in the first class that explains it, in the order below.
+func diagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) []string {
 	switch {
 	case got.err != nil:
-		return "classify error"
+		return []string{"classify error"}
 	case len(got.failed) == 0:
-		return fmt.Sprintf("not detected as a bounce (kind %s)", got.kind)
+		class := fmt.Sprintf("not detected as a bounce (kind %s)", got.kind)
+		if !isASCII(f.addr) {
+			class += ": UTF-8 address not extracted from the text"
+		}
+		return []string{class}
 	}
 	r := got.find(f.addr)
 	if r == nil {
-		return "recipient not extracted"
+		for _, o := range got.failed {
+			if strings.Contains(strings.ToLower(f.reply), strings.ToLower(o.Address)) {
+				return []string{"recipient not extracted: an address the reply names was taken instead"}
+			}
+		}
+		return []string{"recipient not extracted"}
+	}
+	var classes []string
+	if w.name != "source" && (got.original.MessageID != fmt.Sprintf("wrap-%d@sender.example", f.id) ||
+		got.original.ListID == "") {
+		classes = append(classes, "returned original's Message-ID or List-Id not read")
 	}
 	if len(got.failed) > 1 {
-		return "other addresses reported as failed recipients"
+		classes = append(classes, "other addresses (named in the reply) reported as failed recipients")
 	}
 	if r.Category == want.Category && r.Severity == want.Severity && r.Suppress == want.Suppress {
-		return ""
+		return classes
 	}
-	verdict := fmt.Sprintf("%s/%s/%v -> %s/%s/%v", want.Category, want.Severity, sup(want.Suppress),
-		r.Category, r.Severity, sup(r.Suppress))
+	return append(classes, verdictClass(w, f, want, r))
+}
+
+// verdictClass explains why r's verdict differs from want's. The class
+// names the mechanism; the verdicts are in the examples, except a false
+// suppression, which is marked in the class.
+func verdictClass(w wrapFormat, f *wrapFailure, want, r *Recipient) string {
+	mark := ""
+	if r.Suppress && !want.Suppress {
+		mark = " [FALSE SUPPRESSION]"
+	}
+	phrase := rulePhrase(r.Rule)
 	switch {
 	case strings.Contains(r.Rule, "+stage_unknown") && !strings.Contains(want.Rule, "+stage_unknown"):
-		return "stage-unknown guard withholds suppression (decide: +stage_unknown): " + verdict
+		return "stage-unknown guard withholds suppression (decide: +stage_unknown)" + mark
 	case w.stage && f.stage != "" && r.Command != f.stage:
-		return fmt.Sprintf("stage not read (command %q, want %s): %s", r.Command, f.stage, verdict)
-	case r.SMTPCode != want.SMTPCode:
-		return fmt.Sprintf("reply code read differently (%d, want %d): %s", r.SMTPCode, want.SMTPCode, verdict)
-	case r.Status != want.Status:
-		return fmt.Sprintf("status read differently: %s", verdict)
-	case ruleFamily(r.Rule) != ruleFamily(want.Rule):
-		return fmt.Sprintf("words read differently (rule %s -> %s): %s", ruleFamily(want.Rule), ruleFamily(r.Rule), verdict)
+		return fmt.Sprintf("stage %s not read from the wrapper's words%s", f.stage, mark)
+	case strings.Contains(want.Rule, "+given_up") && !strings.Contains(r.Rule, "+given_up"):
+		return "given_up needs the RCPT stage (givenUpAtRCPT)" + mark
+	case phrase != "" && !strings.Contains(normalize(f.reply), phrase):
+		return fmt.Sprintf("the wrapper's own words read as the failure: %q%s", phrase, mark)
+	case r.SMTPCode != want.SMTPCode || r.Status != want.Status:
+		return "reply code or status lost: the diagnostic was cut short" + mark
+	case normalize(r.Diagnostic) != normalize(want.Diagnostic):
+		return fmt.Sprintf("the wrapper's words in the diagnostic change a guard (%s -> %s)%s",
+			ruleFamily(want.Rule), ruleFamily(r.Rule), mark)
 	}
-	return "other: " + verdict
+	return fmt.Sprintf("same facts, other verdict (%s -> %s)%s", ruleFamily(want.Rule), ruleFamily(r.Rule), mark)
+}
+
+// rulePhrase is the phrase a text rule matched: "user unknown" in
+// "text:mailbox_unknown:user unknown+stage_unknown", or "".
+func rulePhrase(rule string) string {
+	head, _, _ := strings.Cut(rule, "+")
+	parts := strings.SplitN(head, ":", 3)
+	if len(parts) < 3 || !strings.HasSuffix(parts[0], "text") {
+		return ""
+	}
+	return parts[2]
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func sup(b bool) string {
@@ -402,8 +477,12 @@ func (rep *wrapReport) add(wrapper string, f *wrapFailure, class string, want *R
 		ex += fmt.Sprintf("\n      want %s/%s/%s rule %s", want.Category, want.Severity, sup(want.Suppress), want.Rule)
 	}
 	if r := got.find(f.addr); r != nil {
-		ex += fmt.Sprintf("\n      got  %s/%s/%s rule %s (status %q code %d command %q)",
-			r.Category, r.Severity, sup(r.Suppress), r.Rule, r.Status, r.SMTPCode, r.Command)
+		d := r.Diagnostic
+		if len(d) > 200 {
+			d = d[:200] + "..."
+		}
+		ex += fmt.Sprintf("\n      got  %s/%s/%s rule %s (status %q code %d command %q)\n      got diagnostic %q",
+			r.Category, r.Severity, sup(r.Suppress), r.Rule, r.Status, r.SMTPCode, r.Command, d)
 	} else {
 		var addrs []string
 		for _, o := range got.failed {
