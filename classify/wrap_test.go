@@ -624,3 +624,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// TestWrapFormatsReadable checks the harness itself on a plain failure:
+// every wrapper is taken for a bounce of the one recipient, with its
+// returned original, and every wrapper that has a place for the SMTP
+// command gets it read back. A wrapper failing here is written wrongly,
+// not the classifier; TestWrapperIndependence's classes are then the
+// classifier's. (The greeting, CONN, is left out: qmail's "but greeting
+// failed" and Sendmail's command-less transcript are not read today, one
+// of TestWrapperIndependence's classes.)
+func TestWrapFormatsReadable(t *testing.T) {
+	c := New(Options{})
+	for _, stage := range []string{"RCPT", "DATA", "MAIL", "HELO", ""} {
+		f := &wrapFailure{
+			id: 1, addr: "kim@example.org", sender: "bounces@sender.example", status: "5.1.1", code: 550,
+			reply: "550 5.1.1 <kim@example.org>: Recipient address rejected: User unknown in local recipient table",
+			stage: stage,
+		}
+		for _, w := range wrapFormats {
+			got := classifyWrapped(c, w.wrap(f))
+			r := got.find(f.addr)
+			switch {
+			case got.err != nil:
+				t.Errorf("%s/%q: Classify: %v", w.name, stage, got.err)
+			case r == nil || len(got.failed) != 1:
+				t.Errorf("%s/%q: failed recipients = %+v (kind %s), want %s alone", w.name, stage, got.failed, got.kind, f.addr)
+			case w.stage && r.Command != stage:
+				t.Errorf("%s/%q: command = %q, want %q", w.name, stage, r.Command, stage)
+			case r.SMTPCode != f.code || r.Status != f.status:
+				t.Errorf("%s/%q: code, status = %d, %q, want %d, %q", w.name, stage, r.SMTPCode, r.Status, f.code, f.status)
+			case got.original.MessageID != "wrap-1@sender.example" || got.original.ListID != "news.sender.example":
+				t.Errorf("%s/%q: original Message-ID, List-Id = %q, %q", w.name, stage, got.original.MessageID, got.original.ListID)
+			}
+		}
+	}
+}
