@@ -41,9 +41,9 @@ const (
 	wrapIP      = "192.0.2.25"
 )
 
-// remoteHost is the recipient domain's mail server, named in the
+// wrapRemoteHost is the recipient domain's mail server, named in the
 // recipient's own domain so that it names no third party.
-func remoteHost(f *wrapFailure) string {
+func wrapRemoteHost(f *wrapFailure) string {
 	return "mx1." + strings.ToLower(f.addr[strings.LastIndexByte(f.addr, '@')+1:])
 }
 
@@ -72,10 +72,10 @@ func (f *wrapFailure) finish(s string) string {
 	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
-// returnedOriginal is the header (and a line of body) of the message that
+// wrapOriginal is the header (and a line of body) of the message that
 // bounced: a list mailing with its Message-ID, List-Id and campaign header,
 // itself an automatic reply when the source's was one.
-func returnedOriginal(f *wrapFailure, withBody bool) string {
+func wrapOriginal(f *wrapFailure, withBody bool) string {
 	auto := ""
 	if f.autoReply {
 		auto = "Auto-Submitted: auto-replied\n"
@@ -98,11 +98,11 @@ Content-Type: text/plain; charset=us-ascii
 	return s
 }
 
-// fold breaks s at spaces into lines of at most width bytes, the lines
+// wrapFold breaks s at spaces into lines of at most width bytes, the lines
 // after the first indented by indent, as Postfix folds its notices and
 // header fields are folded (RFC 5322 §2.2.3). A word longer than the line
 // stays whole.
-func fold(s string, width int, indent string) string {
+func wrapFold(s string, width int, indent string) string {
 	var sb strings.Builder
 	line := 0
 	for i, w := range strings.Fields(s) {
@@ -121,9 +121,9 @@ func fold(s string, width int, indent string) string {
 	return sb.String()
 }
 
-// dsnStatus is the Status field for f: its status, else X.0.0 of the
+// wrapDSNStatus is the Status field for f: its status, else X.0.0 of the
 // reply's class, since RFC 3464 §2.3.4 requires one.
-func dsnStatus(f *wrapFailure) string {
+func wrapDSNStatus(f *wrapFailure) string {
 	switch {
 	case f.status != "":
 		return f.status
@@ -133,8 +133,8 @@ func dsnStatus(f *wrapFailure) string {
 	return "5.0.0"
 }
 
-// deliveryStatus is the message/delivery-status body (RFC 3464 §2).
-func deliveryStatus(f *wrapFailure, extra string) string {
+// wrapDeliveryStatus is the message/delivery-status body (RFC 3464 §2).
+func wrapDeliveryStatus(f *wrapFailure, extra string) string {
 	s := fmt.Sprintf(`Reporting-MTA: dns; %s
 %sArrival-Date: Fri, 04 Dec 2026 10:00:00 +0000
 
@@ -142,17 +142,17 @@ Final-Recipient: rfc822; %s
 Original-Recipient: rfc822;%s
 Action: failed
 Status: %s
-`, wrapOurHost, extra, f.addr, f.addr, dsnStatus(f))
+`, wrapOurHost, extra, f.addr, f.addr, wrapDSNStatus(f))
 	if f.code != 0 {
-		s += "Remote-MTA: dns; " + remoteHost(f) + "\n"
+		s += "Remote-MTA: dns; " + wrapRemoteHost(f) + "\n"
 	}
-	s += fold("Diagnostic-Code: smtp; "+f.reply, 78, "    ") + "\n"
+	s += wrapFold("Diagnostic-Code: smtp; "+f.reply, 78, "    ") + "\n"
 	return s + "Last-Attempt-Date: Fri, 04 Dec 2026 10:00:05 +0000\n"
 }
 
-// rfc3464Stage is how the reference's human-readable part names the
+// wrapRFC3464Stage is how the reference's human-readable part names the
 // command, in the words most MTAs use for it.
-var rfc3464Stage = map[string]string{
+var wrapRFC3464Stage = map[string]string{
 	"RCPT": "after RCPT TO:<{rcpt}>",
 	"DATA": "after end of data",
 	"MAIL": "after MAIL FROM:<{sender}>",
@@ -165,9 +165,9 @@ var rfc3464Stage = map[string]string{
 // human-readable part says which command the reply answered.
 func wrapRFC3464(f *wrapFailure, stage bool) string {
 	reason := "Reason:"
-	if p, ok := rfc3464Stage[f.stage]; ok && stage {
+	if p, ok := wrapRFC3464Stage[f.stage]; ok && stage {
 		p = f.fill(p)
-		reason = fmt.Sprintf("The server %s [%s] answered %s:", remoteHost(f), wrapIP, p)
+		reason = fmt.Sprintf("The server %s [%s] answered %s:", wrapRemoteHost(f), wrapIP, p)
 	}
 	return f.finish(fmt.Sprintf(`From: Mail Delivery Subsystem <MAILER-DAEMON@%[1]s>
 To: <%[2]s>
@@ -202,32 +202,32 @@ Content-Type: text/rfc822-headers
 
 %[8]s
 --=_dsn_%[3]d--
-`, wrapOurHost, f.sender, f.id, f.addr, reason, fold(f.reply, 72, "    "), deliveryStatus(f, ""),
-		returnedOriginal(f, false)))
+`, wrapOurHost, f.sender, f.id, f.addr, reason, wrapFold(f.reply, 72, "    "), wrapDeliveryStatus(f, ""),
+		wrapOriginal(f, false)))
 }
 
-// postfixStage is the command as Postfix's "(in reply to ... command)"
+// wrapPostfixStage is the command as Postfix's "(in reply to ... command)"
 // names it.
-var postfixStage = map[string]string{
+var wrapPostfixStage = map[string]string{
 	"RCPT": "RCPT TO", "DATA": "end of DATA", "MAIL": "MAIL FROM", "HELO": "EHLO",
 }
 
-// postfixLine is Postfix's line for one recipient (bounce(8), smtp(8)):
+// wrapPostfixLine is Postfix's line for one recipient (bounce(8), smtp(8)):
 // "<rcpt>: host mx[ip] said: reply (in reply to RCPT TO command)",
 // "host mx[ip] refused to talk to me: reply" for the greeting, "<rcpt>:
 // reply" when no SMTP command was involved; folded at 78 columns.
-func postfixLine(f *wrapFailure) string {
+func wrapPostfixLine(f *wrapFailure) string {
 	var s string
 	switch f.stage {
 	case "":
 		s = fmt.Sprintf("<%s>: %s", f.addr, f.reply)
 	case "CONN":
-		s = fmt.Sprintf("<%s>: host %s[%s] refused to talk to me: %s", f.addr, remoteHost(f), wrapIP, f.reply)
+		s = fmt.Sprintf("<%s>: host %s[%s] refused to talk to me: %s", f.addr, wrapRemoteHost(f), wrapIP, f.reply)
 	default:
-		s = fmt.Sprintf("<%s>: host %s[%s] said: %s (in reply to %s command)", f.addr, remoteHost(f), wrapIP,
-			f.reply, postfixStage[f.stage])
+		s = fmt.Sprintf("<%s>: host %s[%s] said: %s (in reply to %s command)", f.addr, wrapRemoteHost(f), wrapIP,
+			f.reply, wrapPostfixStage[f.stage])
 	}
-	return fold(s, 78, "    ")
+	return wrapFold(s, 78, "    ")
 }
 
 // wrapPostfix writes Postfix's bounce: its notice, with the DSN part
@@ -242,7 +242,7 @@ Content-Type: message/delivery-status
 
 %s
 --B%d.1733306406/%s
-`, deliveryStatus(f, "X-Postfix-Queue-ID: 4SXYZ12abc\nX-Postfix-Sender: rfc822; "+f.sender+"\n"), f.id, wrapOurHost)
+`, wrapDeliveryStatus(f, "X-Postfix-Queue-ID: 4SXYZ12abc\nX-Postfix-Sender: rfc822; "+f.sender+"\n"), f.id, wrapOurHost)
 	}
 	return f.finish(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s (Mail Delivery System)
 To: %[2]s
@@ -280,11 +280,11 @@ Content-Type: message/rfc822
 
 %[7]s
 --B%[4]d.1733306406/%[1]s--
-`, wrapOurHost, f.sender, ctype, f.id, postfixLine(f), report, returnedOriginal(f, true)))
+`, wrapOurHost, f.sender, ctype, f.id, wrapPostfixLine(f), report, wrapOriginal(f, true)))
 }
 
-// eximStage is Exim's "SMTP error from remote mail server after ...:".
-var eximStage = map[string]string{
+// wrapEximStage is Exim's "SMTP error from remote mail server after ...:".
+var wrapEximStage = map[string]string{
 	"RCPT": "after RCPT TO:<{rcpt}>:",
 	"DATA": "after end of data:",
 	"MAIL": "after MAIL FROM:<{sender}> SIZE=1853:",
@@ -298,9 +298,9 @@ var eximStage = map[string]string{
 // a local delivery's failure.
 func wrapExim(f *wrapFailure) string {
 	detail := "    " + f.reply
-	if p, ok := eximStage[f.stage]; ok {
+	if p, ok := wrapEximStage[f.stage]; ok {
 		p = f.fill(p)
-		detail = fmt.Sprintf("    SMTP error from remote mail server %s\n    host %s [%s]: %s", p, remoteHost(f), wrapIP, f.reply)
+		detail = fmt.Sprintf("    SMTP error from remote mail server %s\n    host %s [%s]: %s", p, wrapRemoteHost(f), wrapIP, f.reply)
 	}
 	return f.finish(fmt.Sprintf(`From: Mail Delivery System <Mailer-Daemon@%[1]s>
 To: %[2]s
@@ -322,11 +322,11 @@ recipients. This is a permanent error. The following address(es) failed:
 
 ------ This is a copy of the message, including all the headers. ------
 
-%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, returnedOriginal(f, true)))
+%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, wrapOriginal(f, true)))
 }
 
-// qmailStage is qmail-remote's account of the command that failed.
-var qmailStage = map[string]string{
+// wrapQmailStage is qmail-remote's account of the command that failed.
+var wrapQmailStage = map[string]string{
 	"RCPT": wrapIP + " does not like recipient.",
 	"DATA": wrapIP + " failed after I sent the message.",
 	"MAIL": "Connected to " + wrapIP + " but sender was rejected.",
@@ -339,7 +339,7 @@ var qmailStage = map[string]string{
 // command known, the reply alone, as qmail-local writes a local failure.
 func wrapQmail(f *wrapFailure) string {
 	detail := f.reply
-	if p, ok := qmailStage[f.stage]; ok {
+	if p, ok := wrapQmailStage[f.stage]; ok {
 		detail = fmt.Sprintf("%s\nRemote host said: %s\nGiving up on %s.", p, f.reply, wrapIP)
 	}
 	return f.finish(fmt.Sprintf(`From: MAILER-DAEMON@%[1]s
@@ -357,13 +357,13 @@ This is a permanent error; I've given up. Sorry it didn't work out.
 
 --- Below this line is a copy of the message.
 
-%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, returnedOriginal(f, true)))
+%[6]s`, wrapOurHost, f.sender, f.id, f.addr, detail, wrapOriginal(f, true)))
 }
 
-// sendmailTranscript is the session transcript Sendmail writes for the
+// wrapSendmailTranscript is the session transcript Sendmail writes for the
 // command that failed (">>> RCPT To:<x>", "<<< 550 ..."); a refused
 // greeting has no command line. Empty when the command is unknown.
-func sendmailTranscript(f *wrapFailure) string {
+func wrapSendmailTranscript(f *wrapFailure) string {
 	var cmd string
 	switch f.stage {
 	case "RCPT":
@@ -378,18 +378,18 @@ func sendmailTranscript(f *wrapFailure) string {
 	default:
 		return ""
 	}
-	return fmt.Sprintf("... while talking to %s.:\n%s<<< %s\n", remoteHost(f), cmd, f.reply)
+	return fmt.Sprintf("... while talking to %s.:\n%s<<< %s\n", wrapRemoteHost(f), cmd, f.reply)
 }
 
-// sendmailSummary is Sendmail's own line for the recipient, "550 5.1.1
+// wrapSendmailSummary is Sendmail's own line for the recipient, "550 5.1.1
 // <x>... User unknown": the reply's code and status, the address, the
 // reply's words. Empty when there is no code.
-func sendmailSummary(f *wrapFailure) string {
+func wrapSendmailSummary(f *wrapFailure) string {
 	if f.code == 0 {
 		return ""
 	}
 	words := f.reply
-	if codeIndex(words, f.code) == 0 {
+	if wrapCodeIndex(words, f.code) == 0 {
 		words = strings.TrimLeft(words[3:], " -")
 	}
 	st := ""
@@ -431,8 +431,8 @@ from localhost [127.0.0.1]
 %[6]s%[7]s
    ----- Original message follows -----
 
-%[8]s`, wrapOurHost, f.sender, f.id, f.addr, f.reply, sendmailTranscript(f), sendmailSummary(f),
-		returnedOriginal(f, true)))
+%[8]s`, wrapOurHost, f.sender, f.id, f.addr, f.reply, wrapSendmailTranscript(f), wrapSendmailSummary(f),
+		wrapOriginal(f, true)))
 }
 
 // wrapExchange writes the text of an Exchange Server / Office 365
@@ -470,7 +470,7 @@ Remote Server returned '%[4]s'
 
 Original message headers:
 
-%[5]s`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, false)))
+%[5]s`, f.sender, f.id, f.addr, f.reply, wrapOriginal(f, false)))
 }
 
 // wrapGmail writes Gmail's notice: "** Message not delivered **", the
@@ -507,7 +507,7 @@ Content-Type: message/rfc822
 
 %[5]s
 --000000000000gm%[2]d--
-`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
+`, f.sender, f.id, f.addr, f.reply, wrapOriginal(f, true)))
 }
 
 // wrapBare writes the shortest notice a site-local mailer sends: "Mail
@@ -525,5 +525,5 @@ The mail server said:
 %[4]s
 
 ----- Original message -----
-%[5]s`, f.sender, f.id, f.addr, f.reply, returnedOriginal(f, true)))
+%[5]s`, f.sender, f.id, f.addr, f.reply, wrapOriginal(f, true)))
 }

@@ -50,7 +50,7 @@ import (
 // stage: where a wrapper cannot say which command the reply answered, it
 // must give what the words alone give (the DSN without the command) only
 // where the command decides and nothing in the reply pins it; everywhere
-// else the reference's verdict (stagelessWant). So a failure answered to
+// else the reference's verdict (wrapStagelessWant). So a failure answered to
 // DATA, MAIL FROM, HELO or the greeting may differ; one answered to RCPT
 // TO only when the same reply after DATA means a recipient's filter and
 // neither a 551/553 code nor an X.1.x status pins RCPT TO. "553 sorry, no
@@ -70,7 +70,7 @@ import (
 // address rejected") and real notices are sent to it.
 //
 // The reply each wrapper writes is the source's diagnostic cut to the
-// remote's own words (cleanReply, chooseReply), so that the source's
+// remote's own words (wrapCleanReply, wrapChooseReply), so that the source's
 // wrapper does not leak its stage into wrappers that have no place for it.
 //
 // Each class of disagreement is one t.Errorf, with its count per wrapper
@@ -84,11 +84,11 @@ func TestWrapperIndependence(t *testing.T) {
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no fixtures: %v", err)
 		}
-		fs, skipped := collectFailures(t, files)
-		runWrapCheck(t, fs, fmt.Sprintf("%d files", len(files)), skipped)
+		fs, skipped := wrapCollect(t, files)
+		wrapRun(t, fs, fmt.Sprintf("%d files", len(files)), skipped)
 	})
 	t.Run("seeds", func(t *testing.T) {
-		runWrapCheck(t, seedFailures(), fmt.Sprintf("%d seed replies", len(seed553)), skipCounts{})
+		wrapRun(t, wrapSeedFailures(), fmt.Sprintf("%d seed replies", len(seed553)), wrapSkips{})
 	})
 	t.Run("corpus", func(t *testing.T) {
 		dir := corpusDir(t)
@@ -97,33 +97,33 @@ func TestWrapperIndependence(t *testing.T) {
 			files = append(files, filepath.Join(dir, name))
 		}
 		sort.Strings(files)
-		fs, skipped := collectFailures(t, files)
-		runWrapCheck(t, fs, fmt.Sprintf("%d files", len(files)), skipped)
+		fs, skipped := wrapCollect(t, files)
+		wrapRun(t, fs, fmt.Sprintf("%d files", len(files)), skipped)
 	})
 }
 
-// runWrapCheck re-wraps the failures fs and reports the disagreements, one
+// wrapRun re-wraps the failures fs and reports the disagreements, one
 // t.Errorf per class.
-func runWrapCheck(t *testing.T, fs []*wrapFailure, from string, skipped skipCounts) {
+func wrapRun(t *testing.T, fs []*wrapFailure, from string, skipped wrapSkips) {
 	if len(fs) == 0 {
 		t.Fatalf("no failures found in %s", from)
 	}
 	rep := newWrapReport()
 	c := New(Options{})
 	for _, f := range fs {
-		checkFailure(c, f, rep)
+		wrapCheck(c, f, rep)
 	}
 	t.Logf("%s, %d distinct failures (%d skipped: %s), %d wrapped messages, %d disagreements in %d classes; "+
 		"verdicts the command decides (allowed to differ without it): %s",
 		from, len(fs), skipped.total(), skipped, rep.checked, rep.disagreements(), len(rep.classes),
-		skipCounts(rep.stageDecides))
+		wrapSkips(rep.stageDecides))
 	rep.fail(t, os.Getenv("BOUNCER_WRAP_REPORT") != "")
 }
 
-// seedFailures are the 553 replies of ../shared/seeds (seed553), each
+// wrapSeedFailures are the 553 replies of ../shared/seeds (seed553), each
 // refused at RCPT TO: the set the issue scores "in every wrapper". They
 // have no source message, so no round trip.
-func seedFailures() []*wrapFailure {
+func wrapSeedFailures() []*wrapFailure {
 	const sender = "sender@example.com" // the address the seeds' sender refusals name
 	var out []*wrapFailure
 	for i, s := range seed553 {
@@ -141,7 +141,7 @@ func seedFailures() []*wrapFailure {
 			id: i + 1, source: "seed553", addr: rcpt, sender: sender,
 			status: quotedStatus(s.reply), code: findReplyCode(s.reply), stage: "RCPT",
 		}
-		f.reply = cleanReply(s.reply, f.code, f.status, true)
+		f.reply = wrapCleanReply(s.reply, f.code, f.status, true)
 		out = append(out, f)
 	}
 	return out
@@ -161,10 +161,10 @@ type wrapFailure struct {
 	verdict   Recipient
 }
 
-// skipCounts counts the failures that are not re-wrapped, by reason.
-type skipCounts map[string]int
+// wrapSkips counts the failures that are not re-wrapped, by reason.
+type wrapSkips map[string]int
 
-func (s skipCounts) total() int {
+func (s wrapSkips) total() int {
 	n := 0
 	for _, v := range s {
 		n += v
@@ -172,21 +172,21 @@ func (s skipCounts) total() int {
 	return n
 }
 
-func (s skipCounts) String() string {
+func (s wrapSkips) String() string {
 	var parts []string
-	for _, k := range sortedKeys(s) {
+	for _, k := range wrapSortedKeys(s) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, s[k]))
 	}
 	return strings.Join(parts, ", ")
 }
 
-// collectFailures classifies files and returns their failed recipients,
+// wrapCollect classifies files and returns their failed recipients,
 // each distinct failure once (the corpus holds CRLF copies of its files).
 // Warnings, complaints and auto-replies are not failures of an address
 // and are skipped, as is a failure that says nothing to wrap.
-func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) {
+func wrapCollect(t *testing.T, files []string) ([]*wrapFailure, wrapSkips) {
 	t.Helper()
-	skipped := skipCounts{}
+	skipped := wrapSkips{}
 	seen := map[string]bool{}
 	c := New(Options{})
 	var out []*wrapFailure
@@ -199,12 +199,12 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 		if err != nil {
 			continue
 		}
-		sender := bounceTo(raw)
+		sender := wrapBounceTo(raw)
 		for _, r := range rep.Recipients {
 			if !r.Failed() {
 				continue
 			}
-			if why := skipReason(rep, &r); why != "" {
+			if why := wrapSkipReason(rep, &r); why != "" {
 				skipped[why]++
 				continue
 			}
@@ -212,7 +212,7 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 				source: filepath.Base(file), addr: r.Address, sender: sender, status: r.Status, code: r.SMTPCode,
 				stage: r.Command, autoReply: rep.Original.AutoReply, verdict: r,
 			}
-			chooseReply(c, f, r.Diagnostic)
+			wrapChooseReply(c, f, r.Diagnostic)
 			if strings.TrimSpace(f.reply) == "" {
 				skipped["nothing to wrap"]++
 				continue
@@ -230,26 +230,26 @@ func collectFailures(t *testing.T, files []string) ([]*wrapFailure, skipCounts) 
 	return out, skipped
 }
 
-// bounceTo returns the address a bounce was sent to, its envelope sender
+// wrapBounceTo returns the address a bounce was sent to, its envelope sender
 // (RFC 3464 §2: the DSN goes to the return path), or a stand-in. A reply
 // may name that address ("<bounces@...>: Sender address rejected"); real
 // notices carry it in their To and in the returned original's
 // Return-Path, so the wrappers do too.
-func bounceTo(raw []byte) string {
+func wrapBounceTo(raw []byte) string {
 	const standIn = "bounces@sender.example"
 	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return standIn
 	}
 	to, err := mail.ParseAddressList(msg.Header.Get("To"))
-	if err != nil || len(to) == 0 || !validAddr(to[0].Address) {
+	if err != nil || len(to) == 0 || !wrapValidAddr(to[0].Address) {
 		return standIn
 	}
 	return to[0].Address
 }
 
-// skipReason says why a failed recipient is not re-wrapped, or "".
-func skipReason(rep *Report, r *Recipient) string {
+// wrapSkipReason says why a failed recipient is not re-wrapped, or "".
+func wrapSkipReason(rep *Report, r *Recipient) string {
 	switch {
 	case rep.Kind == KindComplaint || r.Category == Complaint:
 		return "complaint"
@@ -257,13 +257,13 @@ func skipReason(rep *Report, r *Recipient) string {
 		return "delayed"
 	case r.Category == AutoReply:
 		return "auto-reply"
-	case !validAddr(r.Address) || strings.ContainsAny(r.Address, " \t<>"):
+	case !wrapValidAddr(r.Address) || strings.ContainsAny(r.Address, " \t<>"):
 		return "no address"
 	}
 	return ""
 }
 
-// cleanReply cuts a diagnostic to the remote server's reply: from its reply
+// wrapCleanReply cuts a diagnostic to the remote server's reply: from its reply
 // code on (the words before it are usually the reporting MTA's: "host mx
 // said:", "Remote Server returned '", "Connected to ip but sender was
 // rejected. Remote host said:", and may name the stage), without a
@@ -271,9 +271,9 @@ func skipReason(rep *Report, r *Recipient) string {
 // closing quote, on one line. The code and the status are put in front
 // when the text lacks them, so that a free-text wrapper carries them too.
 // With cut false, the words before the code are kept.
-func cleanReply(diag string, code int, status string, cut bool) string {
+func wrapCleanReply(diag string, code int, status string, cut bool) string {
 	s := strings.Join(strings.Fields(diag), " ")
-	if i := codeIndex(s, code); cut && code != 0 && i > 0 {
+	if i := wrapCodeIndex(s, code); cut && code != 0 && i > 0 {
 		s = s[i:]
 	}
 	if i := strings.Index(strings.ToLower(s), "(in reply to "); i >= 0 && strings.HasSuffix(s, "command)") {
@@ -288,7 +288,7 @@ func cleanReply(diag string, code int, status string, cut bool) string {
 	rest, prefix := s, ""
 	if code != 0 {
 		prefix = fmt.Sprint(code)
-		if codeIndex(s, code) == 0 {
+		if wrapCodeIndex(s, code) == 0 {
 			rest = strings.TrimLeft(s[3:], " -")
 		} else if findReplyCode(s) == code {
 			prefix = "" // the code stands later in the text, where its MTA put it
@@ -300,29 +300,29 @@ func cleanReply(diag string, code int, status string, cut bool) string {
 	return strings.TrimSpace(prefix + " " + rest)
 }
 
-// chooseReply sets f.reply: the diagnostic cut to the remote's reply,
+// wrapChooseReply sets f.reply: the diagnostic cut to the remote's reply,
 // unless the words before the reply code decide something (Sendmail's
 // "mail.local: unknown user" before its own "554 ... Service
 // unavailable"): when the reference verdict of the cut reply differs from
 // that of the whole diagnostic, the whole one is kept.
-func chooseReply(c *Classifier, f *wrapFailure, diag string) {
-	f.reply = cleanReply(diag, f.code, f.status, true)
-	whole := cleanReply(diag, f.code, f.status, false)
+func wrapChooseReply(c *Classifier, f *wrapFailure, diag string) {
+	f.reply = wrapCleanReply(diag, f.code, f.status, true)
+	whole := wrapCleanReply(diag, f.code, f.status, false)
 	if whole == f.reply {
 		return
 	}
-	cut := classifyWrapped(c, wrapRFC3464(f, true)).find(f.addr)
+	cut := wrapClassify(c, wrapRFC3464(f, true)).find(f.addr)
 	g := *f
 	g.reply = whole
-	full := classifyWrapped(c, wrapRFC3464(&g, true)).find(f.addr)
+	full := wrapClassify(c, wrapRFC3464(&g, true)).find(f.addr)
 	if full != nil && (cut == nil || cut.Category != full.Category || cut.Severity != full.Severity ||
 		cut.Suppress != full.Suppress) {
 		f.reply = whole
 	}
 }
 
-// validAddr reports whether a has a local part and a domain.
-func validAddr(a string) bool {
+// wrapValidAddr reports whether a has a local part and a domain.
+func wrapValidAddr(a string) bool {
 	at := strings.LastIndexByte(a, '@')
 	return at > 0 && at < len(a)-1
 }
@@ -330,15 +330,15 @@ func validAddr(a string) bool {
 // wrapAddrRE matches a plain ASCII address, as the wrappers need one.
 var wrapAddrRE = regexp.MustCompile(`[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+`)
 
-// fold1 lower-cases s and folds its runs of white space to one space, so
+// wrapNorm lower-cases s and folds its runs of white space to one space, so
 // that a rule's phrase is found in text the way the rules match it.
-func fold1(s string) string {
+func wrapNorm(s string) string {
 	return strings.ToLower(strings.Join(strings.Fields(s), " "))
 }
 
-// codeIndex returns where the reply code code stands in s as a number of
+// wrapCodeIndex returns where the reply code code stands in s as a number of
 // its own, or -1.
-func codeIndex(s string, code int) int {
+func wrapCodeIndex(s string, code int) int {
 	if code < 100 || code > 999 {
 		return -1
 	}
@@ -366,7 +366,7 @@ type wrapOutcome struct {
 	err      error
 }
 
-func classifyWrapped(c *Classifier, raw string) wrapOutcome {
+func wrapClassify(c *Classifier, raw string) wrapOutcome {
 	rep, err := c.Classify([]byte(raw))
 	if err != nil {
 		return wrapOutcome{err: err}
@@ -390,19 +390,19 @@ func (o wrapOutcome) find(addr string) *Recipient {
 	return nil
 }
 
-// checkFailure wraps f in every format and records each disagreement with
+// wrapCheck wraps f in every format and records each disagreement with
 // the reference in rep.
-func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
-	ref := classifyWrapped(c, wrapFormats[0].wrap(f))
+func wrapCheck(c *Classifier, f *wrapFailure, rep *wrapReport) {
+	ref := wrapClassify(c, wrapFormats[0].wrap(f))
 	refR := ref.find(f.addr)
 	rep.checked++
 	if refR == nil {
 		rep.add("rfc3464", f, "reference (rfc3464 with stage): recipient not found", nil, ref)
 		return
 	}
-	stageless := stagelessWant(c, f, refR, rep)
+	stageless := wrapStagelessWant(c, f, refR, rep)
 	for _, w := range wrapFormats[1:] {
-		got := classifyWrapped(c, w.wrap(f))
+		got := wrapClassify(c, w.wrap(f))
 		rep.checked++
 		want := refR
 		if !w.stage && stageless != nil {
@@ -413,7 +413,7 @@ func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
 			relaxed.Suppress = false
 			want = &relaxed
 		}
-		for _, class := range diagnose(w, f, want, got) {
+		for _, class := range wrapDiagnose(w, f, want, got) {
 			rep.add(w.name, f, class, want, got)
 		}
 	}
@@ -422,12 +422,12 @@ func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
 		return
 	}
 	src := wrapOutcome{kind: KindDSN, failed: []Recipient{f.verdict}}
-	for _, class := range diagnose(wrapFormat{name: "source", stage: true, dsn: true}, f, refR, src) {
+	for _, class := range wrapDiagnose(wrapFormat{name: "source", stage: true, dsn: true}, f, refR, src) {
 		rep.add("source", f, "round trip: "+class, refR, src)
 	}
 }
 
-// stagelessWant returns what a wrapper that cannot name the SMTP command
+// wrapStagelessWant returns what a wrapper that cannot name the SMTP command
 // must report for f when that differs from the reference by right: the
 // verdict of the same DSN without the command (the words alone), or nil
 // when it must report the reference's. By right means: the command decides
@@ -442,21 +442,21 @@ func checkFailure(c *Classifier, f *wrapFailure, rep *wrapReport) {
 // §3.2) is about the recipient's address. So "553 sorry, no such user here"
 // must get the reference's verdict in every wrapper, as the issue asks.
 // It counts the qualifying failures in rep.stageDecides.
-func stagelessWant(c *Classifier, f *wrapFailure, refR *Recipient, rep *wrapReport) *Recipient {
+func wrapStagelessWant(c *Classifier, f *wrapFailure, refR *Recipient, rep *wrapReport) *Recipient {
 	if f.stage == "" {
 		return nil
 	}
-	bare := classifyWrapped(c, wrapRFC3464(f, false)).find(f.addr)
-	if bare == nil || sameVerdict(bare, refR) {
+	bare := wrapClassify(c, wrapRFC3464(f, false)).find(f.addr)
+	if bare == nil || wrapSameVerdict(bare, refR) {
 		return nil
 	}
 	if f.stage == "RCPT" {
-		if f.code == 551 || f.code == 553 || addressStatus(f.status) {
+		if f.code == 551 || f.code == 553 || wrapAddressStatus(f.status) {
 			return nil
 		}
 		g := *f
 		g.stage = "DATA"
-		if data := classifyWrapped(c, wrapRFC3464(&g, true)).find(f.addr); data == nil || sameVerdict(data, refR) {
+		if data := wrapClassify(c, wrapRFC3464(&g, true)).find(f.addr); data == nil || wrapSameVerdict(data, refR) {
 			return nil
 		}
 	}
@@ -464,31 +464,31 @@ func stagelessWant(c *Classifier, f *wrapFailure, refR *Recipient, rep *wrapRepo
 	return bare
 }
 
-func sameVerdict(a, b *Recipient) bool {
+func wrapSameVerdict(a, b *Recipient) bool {
 	return a.Category == b.Category && a.Severity == b.Severity && a.Suppress == b.Suppress
 }
 
-// addressStatus reports whether st is one of the X.1.x codes about the
+// wrapAddressStatus reports whether st is one of the X.1.x codes about the
 // recipient's address (RFC 3463 §3.2), other than X.1.0 (other), X.1.7 and
 // X.1.8 (the sender's).
-func addressStatus(st string) bool {
+func wrapAddressStatus(st string) bool {
 	if len(st) < 5 || st[1:4] != ".1." {
 		return false
 	}
 	return st[4:] != "0" && st[4:] != "7" && st[4:] != "8"
 }
 
-// diagnose names the classes of disagreement between want and got: none
+// wrapDiagnose names the classes of disagreement between want and got: none
 // when they agree on recipient, category, severity and suppress and the
 // message reports no other address as failed. A verdict that differs is
 // put in the first class that explains it, in the order below.
-func diagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) []string {
+func wrapDiagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) []string {
 	switch {
 	case got.err != nil:
 		return []string{"classify error"}
 	case len(got.failed) == 0:
 		class := fmt.Sprintf("not detected as a bounce (kind %s)", got.kind)
-		if !isASCII(f.addr) {
+		if !wrapIsASCII(f.addr) {
 			class += ": UTF-8 address not extracted from the text"
 		}
 		return []string{class}
@@ -521,20 +521,20 @@ func diagnose(w wrapFormat, f *wrapFailure, want *Recipient, got wrapOutcome) []
 		classes = append(classes, "the reply split at an address it names: that address reported as failed, "+
 			"the recipient's diagnostic cut short"+mark)
 	case !same:
-		classes = append(classes, verdictClass(w, f, want, r))
+		classes = append(classes, wrapVerdictClass(w, f, want, r))
 	}
 	return classes
 }
 
-// verdictClass explains why r's verdict differs from want's. The class
+// wrapVerdictClass explains why r's verdict differs from want's. The class
 // names the mechanism; the verdicts are in the examples, except a false
 // suppression, which is marked in the class.
-func verdictClass(w wrapFormat, f *wrapFailure, want, r *Recipient) string {
+func wrapVerdictClass(w wrapFormat, f *wrapFailure, want, r *Recipient) string {
 	mark := ""
 	if r.Suppress && !want.Suppress {
 		mark = " [FALSE SUPPRESSION]"
 	}
-	phrase := rulePhrase(r.Rule)
+	phrase := wrapRulePhrase(r.Rule)
 	switch {
 	case strings.Contains(r.Rule, "+stage_unknown") && !strings.Contains(want.Rule, "+stage_unknown"):
 		return "stage-unknown guard withholds suppression (decide: +stage_unknown)" + mark
@@ -542,20 +542,20 @@ func verdictClass(w wrapFormat, f *wrapFailure, want, r *Recipient) string {
 		return fmt.Sprintf("stage %s not read from the wrapper's words%s", f.stage, mark)
 	case strings.Contains(want.Rule, "+given_up") && !strings.Contains(r.Rule, "+given_up"):
 		return "given_up needs the RCPT stage (givenUpAtRCPT)" + mark
-	case phrase != "" && !strings.Contains(fold1(f.reply), phrase):
+	case phrase != "" && !strings.Contains(wrapNorm(f.reply), phrase):
 		return fmt.Sprintf("the wrapper's own words read as the failure: %q%s", phrase, mark)
 	case r.SMTPCode != want.SMTPCode || r.Status != want.Status:
 		return "reply code or status lost: the diagnostic was cut short" + mark
-	case fold1(r.Diagnostic) != fold1(want.Diagnostic):
+	case wrapNorm(r.Diagnostic) != wrapNorm(want.Diagnostic):
 		return fmt.Sprintf("the wrapper's words in the diagnostic change a guard (%s -> %s)%s",
-			ruleFamily(want.Rule), ruleFamily(r.Rule), mark)
+			wrapRuleFamily(want.Rule), wrapRuleFamily(r.Rule), mark)
 	}
-	return fmt.Sprintf("same facts, other verdict (%s -> %s)%s", ruleFamily(want.Rule), ruleFamily(r.Rule), mark)
+	return fmt.Sprintf("same facts, other verdict (%s -> %s)%s", wrapRuleFamily(want.Rule), wrapRuleFamily(r.Rule), mark)
 }
 
-// rulePhrase is the phrase a text rule matched: "user unknown" in
+// wrapRulePhrase is the phrase a text rule matched: "user unknown" in
 // "text:mailbox_unknown:user unknown+stage_unknown", or "".
-func rulePhrase(rule string) string {
+func wrapRulePhrase(rule string) string {
 	head, _, _ := strings.Cut(rule, "+")
 	parts := strings.SplitN(head, ":", 3)
 	if len(parts) < 3 || !strings.HasSuffix(parts[0], "text") {
@@ -564,7 +564,7 @@ func rulePhrase(rule string) string {
 	return parts[2]
 }
 
-func isASCII(s string) bool {
+func wrapIsASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false
@@ -573,16 +573,16 @@ func isASCII(s string) bool {
 	return true
 }
 
-func sup(b bool) string {
+func wrapSup(b bool) string {
 	if b {
 		return "suppress"
 	}
 	return "keep"
 }
 
-// ruleFamily is a rule without its phrase: "text:mailbox_unknown:user
+// wrapRuleFamily is a rule without its phrase: "text:mailbox_unknown:user
 // unknown+stage_unknown" is "text:mailbox_unknown+stage_unknown".
-func ruleFamily(rule string) string {
+func wrapRuleFamily(rule string) string {
 	head, mods, _ := strings.Cut(rule, "+")
 	if parts := strings.SplitN(head, ":", 3); len(parts) == 3 {
 		head = parts[0] + ":" + parts[1]
@@ -622,7 +622,7 @@ func (rep *wrapReport) add(wrapper string, f *wrapFailure, class string, want *R
 	cl.wrappers[wrapper]++
 	ex := fmt.Sprintf("[%s] %s <%s> stage=%q reply=%q", wrapper, f.source, f.addr, f.stage, f.reply)
 	if want != nil {
-		ex += fmt.Sprintf("\n      want %s/%s/%s rule %s", want.Category, want.Severity, sup(want.Suppress), want.Rule)
+		ex += fmt.Sprintf("\n      want %s/%s/%s rule %s", want.Category, want.Severity, wrapSup(want.Suppress), want.Rule)
 	}
 	if r := got.find(f.addr); r != nil {
 		d := r.Diagnostic
@@ -630,7 +630,7 @@ func (rep *wrapReport) add(wrapper string, f *wrapFailure, class string, want *R
 			d = d[:200] + "..."
 		}
 		ex += fmt.Sprintf("\n      got  %s/%s/%s rule %s (status %q code %d command %q)\n      got diagnostic %q",
-			r.Category, r.Severity, sup(r.Suppress), r.Rule, r.Status, r.SMTPCode, r.Command, d)
+			r.Category, r.Severity, wrapSup(r.Suppress), r.Rule, r.Status, r.SMTPCode, r.Command, d)
 	} else {
 		var addrs []string
 		for _, o := range got.failed {
@@ -653,12 +653,12 @@ func (rep *wrapReport) disagreements() int {
 // with full set every example.
 func (rep *wrapReport) fail(t *testing.T, full bool) {
 	t.Helper()
-	names := sortedKeys(rep.classes)
+	names := wrapSortedKeys(rep.classes)
 	sort.SliceStable(names, func(i, j int) bool { return rep.classes[names[i]].count > rep.classes[names[j]].count })
 	for _, name := range names {
 		cl := rep.classes[name]
 		var ws []string
-		for _, w := range sortedKeys(cl.wrappers) {
+		for _, w := range wrapSortedKeys(cl.wrappers) {
 			ws = append(ws, fmt.Sprintf("%s %d", w, cl.wrappers[w]))
 		}
 		n := min(3, len(cl.examples))
@@ -670,7 +670,7 @@ func (rep *wrapReport) fail(t *testing.T, full bool) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+func wrapSortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -696,7 +696,7 @@ func TestWrapFormatsReadable(t *testing.T) {
 			stage: stage,
 		}
 		for _, w := range wrapFormats {
-			got := classifyWrapped(c, w.wrap(f))
+			got := wrapClassify(c, w.wrap(f))
 			r := got.find(f.addr)
 			switch {
 			case got.err != nil:
