@@ -187,16 +187,23 @@ var commandWords = newMatcher([]phraseRule{
 		"failed after i sent the message", "did not like our final data"}},
 	{"MAIL", []string{"after mail command", "in reply to mail from", "after mail from", "but sender was rejected"}},
 	{"HELO", []string{"in reply to ehlo", "in reply to helo", "after ehlo", "after helo", "but my name was rejected"}},
-	{"CONN", []string{"after initial connection", "refused to talk to me"}},
+	{"CONN", []string{"after initial connection", "refused to talk to me", "but greeting failed"}},
 })
 
 // transcriptCommand reads a Sendmail-style session transcript (">>> DATA"
 // followed by "<<< 550 ..."): the command whose reply was the first failure.
+// A failure reply with words right after "... while talking to host:",
+// before any command, answered the greeting (CONN).
 func transcriptCommand(s string) string {
-	cmd := ""
+	cmd, greeting := "", false
 	for line := range strings.SplitSeq(s, "\n") {
 		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "... while talking to") {
+			greeting = true
+			continue
+		}
 		if strings.HasPrefix(t, ">>> ") {
+			greeting = false
 			w := strings.ToUpper(firstWord(t[4:]))
 			switch {
 			case strings.HasPrefix(w, "RCPT"):
@@ -212,11 +219,16 @@ func transcriptCommand(s string) string {
 			}
 			continue
 		}
-		if strings.HasPrefix(t, "<<< ") && cmd != "" {
+		if strings.HasPrefix(t, "<<< ") {
 			rest := strings.TrimSpace(t[4:])
-			if len(rest) > 0 && (rest[0] == '4' || rest[0] == '5') {
+			failed := len(rest) > 0 && (rest[0] == '4' || rest[0] == '5')
+			switch {
+			case failed && greeting && len(rest) > 4:
+				return "CONN"
+			case failed && cmd != "":
 				return cmd
 			}
+			greeting = false
 		}
 	}
 	return ""
