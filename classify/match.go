@@ -58,8 +58,8 @@ func (m *matcher) mayStart(a, b, c byte) (uint16, bool) {
 	return k, m.tri[h/64]&(1<<(h%64)) != 0
 }
 
-// rules matches phraseRules (strong) before weakRules.
-var rules = newMatcher(phraseRules, weakRules)
+// rules matches phraseRules and foreignRules (strong) before weakRules.
+var rules = newMatcher(withForeign(phraseRules), weakRules)
 
 // textual is what the matcher reads: a string or a byte slice.
 type textual interface{ ~string | ~[]byte }
