@@ -150,7 +150,8 @@ var foreignRules = caseVariants([]phraseRule{
 		"boîte pleine", "boite pleine", "boîte aux lettres pleine", "boite aux lettres pleine",
 		"boîte aux lettres est pleine", "boite aux lettres est pleine", "boîte du destinataire pleine",
 		"boite du destinataire pleine", "boîte de réception pleine", "boite de reception pleine",
-		"boîte de réception est pleine", "boite de reception est pleine",
+		"boîte de réception est pleine", "boite de reception est pleine", "destinataire pleine",
+		"destinataire est pleine",
 		// es
 		"buzón lleno", "buzon lleno", "buzón está lleno", "buzon esta lleno", "buzón de correo lleno",
 		"buzon de correo lleno", "buzón del destinatario está lleno", "buzon del destinatario esta lleno",
@@ -162,7 +163,7 @@ var foreignRules = caseVariants([]phraseRule{
 		"cota da caixa postal", "quota da caixa de correio",
 		// it
 		"casella piena", "casella di posta piena", "casella postale piena", "casella è piena",
-		"casella e' piena", "quota della casella",
+		"casella e' piena", "quota della casella", "destinatario è piena", "destinatario e' piena",
 		// ru
 		"ящик переполнен", "ящик получателя переполнен", "переполнен почтовый ящик",
 		"превышен размер почтового ящика", "превышена квота почтового ящика",
