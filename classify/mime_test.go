@@ -1,7 +1,16 @@
 package classify
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"io"
 	"mime"
+	"mime/quotedprintable"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/text/encoding"
@@ -112,4 +121,154 @@ func TestDecodeHeader(t *testing.T) {
 			t.Errorf("decodeHeader(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// corpusReaderInput returns the quoted-printable and base64 part contents
+// and the top-level header blocks of the dev corpus, as readTree finds
+// them.
+func corpusReaderInput(tb testing.TB) (qp, b64 [][]byte, heads []string) {
+	c := New(Options{})
+	dir := corpusDir(tb)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	crlf, _ := filepath.Glob(filepath.Join(dir, "*", "*.eml"))
+	files = append(files, crlf...)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		raw = fixLineEnds(raw)
+		if end := headerEnd(raw); end > 0 {
+			heads = append(heads, string(raw[:end]))
+		}
+		tree, err := c.readTree(raw)
+		if err != nil {
+			continue
+		}
+		for _, p := range tree.leaves {
+			switch p.cte {
+			case "quoted-printable":
+				qp = append(qp, bytes.Clone(p.raw))
+			case "base64":
+				b64 = append(b64, bytes.Clone(p.raw))
+			}
+		}
+	}
+	return qp, b64, heads
+}
+
+func stdlibQP(raw []byte) ([]byte, error) {
+	return io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
+}
+
+// trimLines drops the white space at the end of each line, which
+// mime/quotedprintable removes as transport padding (RFC 2045 §6.7 (3))
+// and decodeQP keeps.
+func trimLines(b []byte) string {
+	lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestMeasureReaders checks the hand-written readers against the standard
+// library's on the dev corpus, where the library can read the input: the
+// same quoted-printable and base64 text, the same header fields. It logs
+// how many header blocks net/textproto rejects, the reason readHeaderBlock
+// is kept.
+func TestMeasureReaders(t *testing.T) {
+	qp, b64, heads := corpusReaderInput(t)
+	for _, p := range qp {
+		want, err := stdlibQP(p)
+		if got := decodeQP(bytes.Clone(p)); err != nil || trimLines(got) != trimLines(want) {
+			t.Errorf("decodeQP(%.60q) = %.80q, mime/quotedprintable %.80q (%v)", p, got, want, err)
+		}
+	}
+	for _, p := range b64 {
+		want, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, bytes.NewReader(p)))
+		if got := decodeBase64(bytes.Clone(p)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("decodeBase64(%.60q) = %.40q, encoding/base64 %.40q (%v)", p, got, want, err)
+		}
+	}
+	rejected, misread := 0, 0
+	for _, h := range heads {
+		std, err := textproto.NewReader(bufio.NewReader(strings.NewReader(h))).ReadMIMEHeader()
+		if err != nil {
+			rejected++
+			continue
+		}
+		own, _ := headerBlock(h)
+		for k, v := range std {
+			if strings.ContainsAny(k, " \t") {
+				misread++ // an mbox "From sender date" line taken for a field
+				continue
+			}
+			if strings.Join(own[k], "\n") != strings.Join(v, "\n") {
+				t.Errorf("headerBlock: %s = %q, net/textproto %q", k, own[k], v)
+			}
+		}
+	}
+	t.Logf("%d quoted-printable and %d base64 parts decode alike; of %d header blocks net/textproto rejects %d "+
+		"and reads an mbox From_ line as a field in %d", len(qp), len(b64), len(heads), rejected, misread)
+}
+
+// TestDecodeMalformed checks the malformed encodings that bounces carry
+// (a returned message cut short, a boundary line inside a base64 body):
+// what can be decoded is decoded, where encoding/base64 stops at the first
+// fault.
+func TestDecodeMalformed(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"QUJD\nREVG", "ABCDEF"},
+		{"QUJD*REVG", "ABCDEF"},
+		{"QUJDREV", "ABCDE"},          // cut short
+		{"QUJD\n-- \nREVG", "ABCDEF"}, // a stray delimiter line
+	} {
+		if got := decodeBase64([]byte(tt.in)); string(got) != tt.want {
+			t.Errorf("decodeBase64(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ in, want string }{
+		{"a=ZZb\nc", "a=ZZb\nc"},
+		{"a= \t\nb", "ab"},
+		{"550 user=\r\n unknown", "550 user unknown"},
+		{"a=3db=3D", "a=b="},
+		{"caf=E9 =", "caf\xe9 ="},
+	} {
+		if got := decodeQP([]byte(tt.in)); string(got) != tt.want {
+			t.Errorf("decodeQP(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkDecodeQP(b *testing.B) {
+	qp, _, _ := corpusReaderInput(b)
+	b.Run("own", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			decodeQP(qp[i%len(qp)])
+		}
+	})
+	b.Run("stdlib", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, _ = stdlibQP(qp[i%len(qp)])
+		}
+	})
+}
+
+func BenchmarkHeaderBlock(b *testing.B) {
+	_, _, heads := corpusReaderInput(b)
+	b.Run("own", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			headerBlock(heads[i%len(heads)])
+		}
+	})
+	b.Run("textproto", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, _ = textproto.NewReader(bufio.NewReader(strings.NewReader(heads[i%len(heads)]))).ReadMIMEHeader()
+		}
+	})
 }
