@@ -64,8 +64,9 @@ func (m *matcher) mayStart(a, b, c byte) (uint16, bool) {
 	return k, m.tri[h/64]&(1<<(h%64)) != 0
 }
 
-// rules matches phraseRules (strong) before weakRules, on word boundaries.
-var rules = newBoundedMatcher(phraseRules, weakRules)
+// rules matches phraseRules and foreignRules (strong) before weakRules, on
+// word boundaries.
+var rules = newBoundedMatcher(withForeign(phraseRules), weakRules)
 
 // newBoundedMatcher is newMatcher for phrases matched on word boundaries.
 func newBoundedMatcher(tables ...[]phraseRule) *matcher {

@@ -15,6 +15,15 @@ import (
 // leniently in the ways real bounces need: a missing close delimiter ends
 // the last part at the end of the input, preamble and epilogue are
 // ignored, a part without a header is text/plain.
+//
+// Measured with every message sent through readTreeEnmime instead: the
+// `bouncer parse --json` output over the dev corpus is byte-identical, but
+// BenchmarkClassify on one core takes 436-604 µs per message against
+// 100-160 µs (three alternating runs of 3000 messages on a loaded 2-core
+// machine; BenchmarkEnmimeBare took 267-395 µs in the same session), and
+// allocates 62 KB per message against 19 KB, next to the 64 KB bar. The
+// splitter keeps Classify above 2x a bare enmime.ReadParts; enmime alone
+// would put it near 0.6x.
 
 // mediaOpts are the lenient media type rules the parts are read with.
 var mediaOpts = mediatype.ParseOptions{StripMediaTypeInvalidCharacters: true}

@@ -2,11 +2,11 @@ package classify
 
 import (
 	"bytes"
+	"io"
+	"mime"
 	"net/textproto"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/jhillyerd/enmime/v2"
 )
 
 // Classify classifies one raw message (RFC 5322, with LF, CRLF or CR-only
@@ -137,11 +137,34 @@ func (m *message) subject() string {
 	return m.subjectText
 }
 
+// decodeHeader decodes the RFC 2047 encoded-words of a header field value
+// (Subject, From, ...) in any charset charsetEncoding knows. A word in a
+// charset nobody knows keeps its ASCII (see charsetReader), and a value
+// that does not decode at all is kept as it came.
 func decodeHeader(v string) string {
-	if strings.Contains(v, "=?") {
-		return enmime.DecodeRFC2047(v)
+	if !strings.Contains(v, "=?") {
+		return v
 	}
-	return v
+	s, err := wordDecoder.DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	return s
+}
+
+// wordDecoder decodes encoded-words (RFC 2047 §4) through x/text: the
+// standard library's decoder knows UTF-8, US-ASCII and ISO-8859-1 only.
+var wordDecoder = &mime.WordDecoder{CharsetReader: charsetReader}
+
+// charsetReader converts input from charset to UTF-8. It never fails: text
+// in a charset no index knows keeps its ASCII and valid UTF-8, the rest
+// becoming U+FFFD, as part text does (toUTF8).
+func charsetReader(charset string, input io.Reader) (io.Reader, error) {
+	b, err := io.ReadAll(input)
+	if err != nil {
+		return nil, err
+	}
+	return strings.NewReader(toUTF8(b, charset)), nil
 }
 
 func (m *message) classify() *Report {

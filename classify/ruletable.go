@@ -219,6 +219,9 @@ func Families() []Family {
 	for _, r := range phraseRules {
 		out = append(out, Family{Name: string(r.category), Phrases: r.phrases})
 	}
+	for _, r := range foreignRules {
+		out = append(out, Family{Name: string(r.category) + " (other languages)", Phrases: r.phrases})
+	}
 	for _, r := range weakRules {
 		out = append(out, Family{Name: string(r.category) + " (weak)", Weak: true, Phrases: r.phrases})
 	}
