@@ -214,9 +214,9 @@ func TestMeasureReaders(t *testing.T) {
 }
 
 // TestDecodeMalformed checks the malformed encodings that bounces carry
-// (a returned message cut short, a boundary line inside a base64 body):
-// what can be decoded is decoded, where encoding/base64 stops at the first
-// fault.
+// (a returned message cut short, a boundary line inside a base64 body, a
+// quoted-printable line over 4 KB): what can be decoded is decoded, where
+// encoding/base64 and mime/quotedprintable stop at the first fault.
 func TestDecodeMalformed(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"QUJD\nREVG", "ABCDEF"},
@@ -234,6 +234,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"550 user=\r\n unknown", "550 user unknown"},
 		{"a=3db=3D", "a=b="},
 		{"caf=E9 =", "caf\xe9 ="},
+		{strings.Repeat("x", 5000) + "\n550 user unknown", strings.Repeat("x", 5000) + "\n550 user unknown"},
 	} {
 		if got := decodeQP([]byte(tt.in)); string(got) != tt.want {
 			t.Errorf("decodeQP(%q) = %q, want %q", tt.in, got, tt.want)
