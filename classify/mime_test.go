@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -270,6 +271,39 @@ func BenchmarkHeaderBlock(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_, _ = textproto.NewReader(bufio.NewReader(strings.NewReader(heads[i%len(heads)]))).ReadMIMEHeader()
+		}
+	})
+}
+
+// FuzzToUTF8 checks that any bytes in any label give valid UTF-8, and that
+// a label no decoder serves keeps the ASCII bytes in their order.
+func FuzzToUTF8(f *testing.F) {
+	labels := []string{"", "utf-8", "us-ascii", "iso-8859-1", "windows-1251", "koi8-r", "gb2312", "gb18030",
+		"big5", "shift_jis", "euc-jp", "iso-2022-jp", "euc-kr", "utf-16", "utf-16le", "hz-gb-2312", "x-unknown"}
+	f.Add([]byte("550 \x1b$B$\"\x1b(B user"), uint8(11))
+	f.Add([]byte("550 user \xe9\x82 unknown\r\n"), uint8(7))
+	f.Fuzz(func(t *testing.T, b []byte, l uint8) {
+		label := labels[int(l)%len(labels)]
+		got := toUTF8(b, label)
+		if !utf8.ValidString(got) {
+			t.Fatalf("toUTF8(%q, %s) = %q: not UTF-8", b, label, got)
+		}
+		if label == "x-unknown" {
+			var ascii []byte
+			for _, c := range b {
+				if c < utf8.RuneSelf && c != '\r' {
+					ascii = append(ascii, c)
+				}
+			}
+			var kept []byte
+			for _, c := range []byte(got) {
+				if c < utf8.RuneSelf {
+					kept = append(kept, c)
+				}
+			}
+			if !bytes.Equal(bytes.ReplaceAll(kept, []byte("\n"), nil), bytes.ReplaceAll(ascii, []byte("\n"), nil)) {
+				t.Fatalf("toUTF8(%q, %s) = %q: ASCII lost", b, label, got)
+			}
 		}
 	})
 }
