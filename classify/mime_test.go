@@ -103,6 +103,13 @@ func TestDecodeHeader(t *testing.T) {
 		}
 		return mime.BEncoding.Encode(charset, b)
 	}
+	raw := func(enc encoding.Encoding, text string) string {
+		b, err := enc.NewEncoder().String(text)
+		if err != nil {
+			t.Fatalf("encoding %q: %v", text, err)
+		}
+		return b
+	}
 	tests := []struct{ in, want string }{
 		{"Undelivered Mail Returned to Sender", "Undelivered Mail Returned to Sender"},
 		{"=?ISO-8859-1?Q?Unzustellbar:_Pr=FCfung?=", "Unzustellbar: Prüfung"},
@@ -116,6 +123,7 @@ func TestDecodeHeader(t *testing.T) {
 		{"=?utf-8?q?a=3Db?=", "a=b"}, // no quotes added around what follows "="
 		{"=?x-unknown?Q?Undelivered_mail_=E9?=", "Undelivered mail \uFFFD"},
 		{"=?utf-8?x?broken?=", "=?utf-8?x?broken?="},
+		{raw(japanese.ISO2022JP, "配信不能") + " (Returned mail)", "配信不能 (Returned mail)"}, // unencoded
 	}
 	for _, tt := range tests {
 		if got := decodeHeader(tt.in); got != tt.want {
