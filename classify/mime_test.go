@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -102,6 +103,13 @@ func TestDecodeHeader(t *testing.T) {
 		}
 		return mime.BEncoding.Encode(charset, b)
 	}
+	raw := func(enc encoding.Encoding, text string) string {
+		b, err := enc.NewEncoder().String(text)
+		if err != nil {
+			t.Fatalf("encoding %q: %v", text, err)
+		}
+		return b
+	}
 	tests := []struct{ in, want string }{
 		{"Undelivered Mail Returned to Sender", "Undelivered Mail Returned to Sender"},
 		{"=?ISO-8859-1?Q?Unzustellbar:_Pr=FCfung?=", "Unzustellbar: Prüfung"},
@@ -115,6 +123,7 @@ func TestDecodeHeader(t *testing.T) {
 		{"=?utf-8?q?a=3Db?=", "a=b"}, // no quotes added around what follows "="
 		{"=?x-unknown?Q?Undelivered_mail_=E9?=", "Undelivered mail \uFFFD"},
 		{"=?utf-8?x?broken?=", "=?utf-8?x?broken?="},
+		{raw(japanese.ISO2022JP, "配信不能") + " (Returned mail)", "配信不能 (Returned mail)"}, // unencoded
 	}
 	for _, tt := range tests {
 		if got := decodeHeader(tt.in); got != tt.want {
@@ -214,9 +223,9 @@ func TestMeasureReaders(t *testing.T) {
 }
 
 // TestDecodeMalformed checks the malformed encodings that bounces carry
-// (a returned message cut short, a boundary line inside a base64 body):
-// what can be decoded is decoded, where encoding/base64 stops at the first
-// fault.
+// (a returned message cut short, a boundary line inside a base64 body, a
+// quoted-printable line over 4 KB): what can be decoded is decoded, where
+// encoding/base64 and mime/quotedprintable stop at the first fault.
 func TestDecodeMalformed(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"QUJD\nREVG", "ABCDEF"},
@@ -234,6 +243,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"550 user=\r\n unknown", "550 user unknown"},
 		{"a=3db=3D", "a=b="},
 		{"caf=E9 =", "caf\xe9 ="},
+		{strings.Repeat("x", 5000) + "\n550 user unknown", strings.Repeat("x", 5000) + "\n550 user unknown"},
 	} {
 		if got := decodeQP([]byte(tt.in)); string(got) != tt.want {
 			t.Errorf("decodeQP(%q) = %q, want %q", tt.in, got, tt.want)
@@ -269,6 +279,39 @@ func BenchmarkHeaderBlock(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_, _ = textproto.NewReader(bufio.NewReader(strings.NewReader(heads[i%len(heads)]))).ReadMIMEHeader()
+		}
+	})
+}
+
+// FuzzToUTF8 checks that any bytes in any label give valid UTF-8, and that
+// a label no decoder serves keeps the ASCII bytes in their order.
+func FuzzToUTF8(f *testing.F) {
+	labels := []string{"", "utf-8", "us-ascii", "iso-8859-1", "windows-1251", "koi8-r", "gb2312", "gb18030",
+		"big5", "shift_jis", "euc-jp", "iso-2022-jp", "euc-kr", "utf-16", "utf-16le", "hz-gb-2312", "x-unknown"}
+	f.Add([]byte("550 \x1b$B$\"\x1b(B user"), uint8(11))
+	f.Add([]byte("550 user \xe9\x82 unknown\r\n"), uint8(7))
+	f.Fuzz(func(t *testing.T, b []byte, l uint8) {
+		label := labels[int(l)%len(labels)]
+		got := toUTF8(b, label)
+		if !utf8.ValidString(got) {
+			t.Fatalf("toUTF8(%q, %s) = %q: not UTF-8", b, label, got)
+		}
+		if label == "x-unknown" {
+			var ascii []byte
+			for _, c := range b {
+				if c < utf8.RuneSelf && c != '\r' {
+					ascii = append(ascii, c)
+				}
+			}
+			var kept []byte
+			for _, c := range []byte(got) {
+				if c < utf8.RuneSelf {
+					kept = append(kept, c)
+				}
+			}
+			if !bytes.Equal(bytes.ReplaceAll(kept, []byte("\n"), nil), bytes.ReplaceAll(ascii, []byte("\n"), nil)) {
+				t.Fatalf("toUTF8(%q, %s) = %q: ASCII lost", b, label, got)
+			}
 		}
 	})
 }

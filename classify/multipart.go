@@ -18,12 +18,12 @@ import (
 //
 // Measured with every message sent through readTreeEnmime instead: the
 // `bouncer parse --json` output over the dev corpus is byte-identical, but
-// BenchmarkClassify on one core takes 436-604 µs per message against
-// 100-160 µs (three alternating runs of 3000 messages on a loaded 2-core
-// machine; BenchmarkEnmimeBare took 267-395 µs in the same session), and
-// allocates 62 KB per message against 19 KB, next to the 64 KB bar. The
-// splitter keeps Classify above 2x a bare enmime.ReadParts; enmime alone
-// would put it near 0.6x.
+// allocation grows from 19 KB to 62 KB per message (BenchmarkClassify,
+// next to the 64 KB bar), and Classify on one core falls from 2.3-2.6x
+// the speed of a bare enmime ReadParts over the same files
+// (BenchmarkEnmimeBare, in the same run) to 0.5-1.3x (three alternating
+// pairs of runs of 3000 messages on a loaded 2-core machine, so the
+// in-run ratio is the figure to trust, not the times).
 
 // mediaOpts are the lenient media type rules the parts are read with.
 var mediaOpts = mediatype.ParseOptions{StripMediaTypeInvalidCharacters: true}

@@ -140,8 +140,13 @@ func (m *message) subject() string {
 // decodeHeader decodes the RFC 2047 encoded-words of a header field value
 // (Subject, From, ...) in any charset charsetEncoding knows. A word in a
 // charset nobody knows keeps its ASCII (see charsetReader), and a value
-// that does not decode at all is kept as it came.
+// that does not decode at all is kept as it came. A value in raw
+// ISO-2022-JP, which older Japanese mailers write into headers unencoded
+// (it is 7-bit), is decoded as such: its escape sequence names it.
 func decodeHeader(v string) string {
+	if strings.Contains(v, "\x1b$B") || strings.Contains(v, "\x1b$@") {
+		v = toUTF8([]byte(v), "iso-2022-jp")
+	}
 	if !strings.Contains(v, "=?") {
 		return v
 	}

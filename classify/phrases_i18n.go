@@ -14,10 +14,12 @@ import (
 // Sina, Coremail). They are strong phrases, tried after the English ones
 // (see withForeign), in this order:
 //
-//   - the sender's own address or domain named as missing or invalid
-//     ("Absenderadresse unbekannt", "发件人域名不存在"), so that the words
-//     of the rows below, which they contain, never suppress a recipient for
-//     a sender-side failure;
+//   - the sender's own address, account or domain named as missing or
+//     invalid ("Absenderadresse unbekannt", "发件人域名不存在", "votre
+//     compte n'existe pas", "обратный адрес не существует"), so that the
+//     words of the rows below, which they contain, never suppress a
+//     recipient for a sender-side failure (the foreign counterpart of
+//     namesSender);
 //   - dead domains before dead mailboxes ("ドメインが存在しません" holds
 //     the mailbox row's "が存在しません" shape);
 //   - dead mailboxes, then full ones.
@@ -32,31 +34,37 @@ import (
 var foreignRules = caseVariants([]phraseRule{
 	{SenderRejected, []string{
 		// de
-		"absender unbekannt", "absenderadresse", "absender-adresse", "adresse des absenders",
-		"absenderdomain", "absender-domain", "domain des absenders",
+		"absender unbekannt", "absender existiert nicht", "absender nicht gefunden", "absenderadresse",
+		"absender-adresse", "adresse des absenders", "absenderdomain", "absender-domain",
+		"domain des absenders", "rücksendeadresse", "ruecksendeadresse", "ihr konto", "ihre adresse",
 		// fr
 		"expéditeur inconnu", "expediteur inconnu", "adresse de l'expéditeur", "adresse de l'expediteur",
 		"domaine de l'expéditeur", "domaine de l'expediteur", "expéditeur invalide", "expediteur invalide",
+		"adresse de retour", "votre adresse", "votre compte", "votre domaine",
 		// es
 		"remitente desconocido", "dirección del remitente", "direccion del remitente",
 		"dominio del remitente", "remitente no existe", "remitente inválido", "remitente invalido",
+		"dirección de retorno", "direccion de retorno",
 		// pt
 		"remetente desconhecido", "endereço do remetente", "endereco do remetente",
 		"domínio do remetente", "dominio do remetente", "remetente inválido", "remetente invalido",
-		"remetente não existe", "remetente nao existe",
+		"remetente não existe", "remetente nao existe", "endereço de retorno", "endereco de retorno",
 		// it
 		"mittente sconosciuto", "indirizzo del mittente", "dominio del mittente",
-		"mittente inesistente", "mittente non valido",
+		"mittente inesistente", "mittente non valido", "indirizzo di ritorno",
 		// ru
 		"отправитель не найден", "отправитель не существует", "неизвестный отправитель",
-		"адрес отправителя", "домен отправителя",
+		"адрес отправителя", "домен отправителя", "ящик отправителя", "обратный адрес", "обратного адреса",
+		"ваш адрес", "вашего адреса", "ваш домен",
 		// ja
 		"送信者のアドレス", "送信者アドレス", "送信元アドレス", "差出人のアドレス", "差出人アドレス",
-		"送信者のドメイン", "送信元ドメイン", "差出人のドメイン",
-		// zh
+		"送信者のドメイン", "送信元ドメイン", "差出人のドメイン", "送信者が存在しません", "送信者は存在しません",
+		"送信アカウント",
+		// zh: the sender ("发件人"), the sending account ("发送帐号"), "your" ("您的")
 		"发件人不存在", "发件人地址", "发件人帐号", "发件人账号", "发件人帐户", "发件人账户",
 		"发件人邮箱", "发件人域名", "发信人地址", "发信人域名", "寄件人地址", "寄件人網域", "寄件者地址",
-		"發件人地址", "發件人帳號", "發件人域名",
+		"發件人地址", "發件人帳號", "發件人域名", "发送帐号", "发送账号", "发信帐号", "发信账号",
+		"您的帐号", "您的账号", "您的邮箱地址",
 	}},
 	{DomainUnknown, []string{
 		// de

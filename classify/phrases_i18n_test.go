@@ -52,6 +52,10 @@ func TestForeignPhrases(t *testing.T) {
 		{"552 收件人邮箱已满", MailboxFull},
 		{"550 发件人域名不存在", SenderRejected},
 		{"550 收件人域名不存在", DomainUnknown},
+		{"550 发送帐号不存在", SenderRejected},
+		{"550 Обратный адрес не существует", SenderRejected},
+		{"550 Votre compte n'existe pas", SenderRejected},
+		{"550 Der Absender existiert nicht", SenderRejected},
 	}
 	for _, tt := range tests {
 		if got, _, _ := matchPhrase(normalize(tt.text), false); got != tt.want {
