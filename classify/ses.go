@@ -164,10 +164,7 @@ func (sr *sesRecipient) recipient() Recipient {
 // sesAddress is the address of an SES recipient field, which may carry a
 // display name ("Jo <jo@example.org>").
 func sesAddress(v string) string {
-	if a := firstAddress(v); a != "" {
-		return a
-	}
-	return strings.TrimSpace(v)
+	return fieldAddress(v)
 }
 
 // readSES decodes the SES notification that text starts with (after
