@@ -106,6 +106,7 @@ type message struct {
 	subjectText string
 	subjectDone bool
 	noticeNorm  []byte
+	origHeader  textproto.MIMEHeader // the returned original's fields that are read
 	cmd         string
 	cmdDone     bool
 }
@@ -303,13 +304,42 @@ func stripHTML(s string) string {
 func (m *message) readOriginal() Original {
 	switch {
 	case m.original != nil:
-		return m.originalFrom(m.originalHeader(m.original.headerText()), "message/rfc822")
+		m.origHeader = m.originalHeader(m.original.headerText())
+		return m.originalFrom(m.origHeader, "message/rfc822")
 	case m.headers != nil:
-		return m.originalFrom(m.originalHeader(m.headers.headerText()), "text/rfc822-headers")
+		m.origHeader = m.originalHeader(m.headers.headerText())
+		return m.originalFrom(m.origHeader, "text/rfc822-headers")
 	case m.quoted != "":
-		return m.originalFrom(m.originalHeader(m.quoted), "quoted")
+		m.origHeader = m.originalHeader(m.quoted)
+		return m.originalFrom(m.origHeader, "quoted")
 	}
 	return Original{}
+}
+
+// partyAddresses are the addresses, lower case, that a notice may name but
+// that are never a failed recipient: the bounce's own sender and addressee,
+// and the returned original's sender, reply and bounce addresses and its
+// mailing list (List-Post, and the address its List-Id stands for).
+func (m *message) partyAddresses() map[string]bool {
+	out := map[string]bool{}
+	add := func(h textproto.MIMEHeader, names ...string) {
+		for _, n := range names {
+			for _, v := range h.Values(n) {
+				for _, a := range addressList(v) {
+					out[strings.ToLower(a)] = true
+				}
+			}
+		}
+	}
+	add(m.h, "From", "To", "Return-Path", "Sender", "Reply-To")
+	if m.origHeader != nil {
+		add(m.origHeader, "From", "Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post")
+		if id := listID(m.origHeader.Get("List-Id")); strings.Count(id, ".") >= 2 {
+			dot := strings.IndexByte(id, '.')
+			out[strings.ToLower(id[:dot]+"@"+id[dot+1:])] = true // RFC 2919 §3: list@host as list.host
+		}
+	}
+	return out
 }
 
 // originalFrom describes the returned original from the fields of its
@@ -343,6 +373,7 @@ func (m *message) originalFrom(h textproto.MIMEHeader, source string) Original {
 var originalFields = []string{
 	"Message-Id", "List-Id", "From", "To", "Subject", "Auto-Submitted", "X-Autorespond", "X-Autoreply",
 	"X-Autoresponder", "Precedence", "X-Precedence", "X-Hmxmroriginalrecipient",
+	"Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post",
 }
 
 // originalHeader reads the fields of the original that matter: the ones
@@ -401,15 +432,43 @@ func (m *message) complaint(rep *Report) {
 	rep.Kind = KindComplaint
 	h, _ := headerBlock(m.arf.text())
 	rep.FeedbackType = strings.ToLower(strings.TrimSpace(h.Get("Feedback-Type")))
-	addr := firstAddress(h.Get("Original-Rcpt-To"))
-	if addr == "" {
-		addr = firstAddress(h.Get("Removal-Recipient"))
-	}
-	if addr == "" {
-		addr = firstAddress(rep.Original.To)
-	}
 	rep.ReportingMTA = strings.TrimSpace(stripType(h.Get("Reporting-Mta")))
-	rep.Recipients = []Recipient{complaintRecipient(addr, "feedback report: "+rep.FeedbackType, "arf:"+rep.FeedbackType)}
+	addrs := fieldAddresses(h.Values("Original-Rcpt-To"))
+	if len(addrs) == 0 {
+		addrs = fieldAddresses(h.Values("Removal-Recipient"))
+	}
+	if len(addrs) == 0 {
+		addrs = fieldAddresses(addressList(rep.Original.To))
+	}
+	if len(addrs) == 0 {
+		addrs = []string{""} // a complaint about nobody named: still a complaint
+	}
+	for _, a := range addrs {
+		rep.Recipients = append(rep.Recipients, complaintRecipient(a, "feedback report: "+rep.FeedbackType, "arf:"+rep.FeedbackType))
+	}
+}
+
+// fieldAddresses reads the addresses of field values, each of which may
+// list several (RFC 5965 §3.2 allows Original-Rcpt-To more than once, and
+// reports put several in one), without repeats.
+func fieldAddresses(values []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range values {
+		found := addressList(v)
+		if len(found) == 0 {
+			if a := fieldAddress(v); validAddress(a) {
+				found = []string{a}
+			}
+		}
+		for _, a := range found {
+			if k := strings.ToLower(a); !seen[k] {
+				seen[k] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // isUnsubscribe reports whether the message is an automatic unsubscribe
@@ -592,16 +651,7 @@ func hasPhrase(s string) bool {
 // failed recipient can be found.
 func (m *message) fromText(rep *Report) bool {
 	failed := addressList(m.h.Get("X-Failed-Recipients"))
-	exclude := map[string]bool{}
-	for _, v := range []string{m.h.Get("From"), m.h.Get("To"), m.h.Get("Return-Path"), m.h.Get("Sender"), m.h.Get("Reply-To")} {
-		for _, a := range addressList(v) {
-			exclude[strings.ToLower(a)] = true
-		}
-	}
-	for _, a := range addressList(rep.Original.From) {
-		exclude[strings.ToLower(a)] = true
-	}
-	trs := noticeRecipients(m.notice, failed, exclude)
+	trs := noticeRecipients(m.notice, failed, m.partyAddresses())
 	if len(trs) == 0 {
 		// Nobody named: the returned original's recipient is the one.
 		to := addressList(rep.Original.To)

@@ -231,9 +231,8 @@ func recipientLine(line string, s addrSpan) bool {
 	pre = strings.TrimSuffix(pre, "\"")
 	pre = strings.TrimSuffix(pre, "'")
 	if pre != "" {
-		l := strings.ToLower(pre)
-		if !strings.HasSuffix(l, "rcpt to:") && !strings.HasSuffix(l, "recipient:") &&
-			!strings.HasSuffix(l, "delivered to:") && !strings.HasSuffix(l, "address:") {
+		if !hasSuffixFold(pre, "rcpt to:") && !hasSuffixFold(pre, "recipient:") &&
+			!hasSuffixFold(pre, "delivered to:") && !hasSuffixFold(pre, "address:") {
 			return false
 		}
 	}
@@ -288,6 +287,11 @@ var boilerplates = []string{
 	"a message that you sent has not yet been delivered", "this is a warning message only",
 	"please contact your system administrator", "your message did not reach some or all",
 }
+
+// maxLookBack bounds how far before an address its line is read for the
+// words that say what it is, so that a line of many addresses costs
+// linear time.
+const maxLookBack = 256
 
 // maxAddresses bounds the addresses read from one notice.
 const maxAddresses = 256
@@ -379,6 +383,9 @@ func hasAnyPrefixFold(s string, prefixes []string) bool {
 // senderOrLink reports whether the text before an address makes it the
 // envelope sender ("MAIL FROM:<", "envelope-from") or part of a link.
 func senderOrLink(pre string) bool {
+	if len(pre) > maxLookBack {
+		pre = pre[len(pre)-maxLookBack:]
+	}
 	p := strings.TrimRight(pre, "<\"' ")
 	if hasSuffixFold(p, "mail from:") || hasSuffixFold(p, "envelope-from") ||
 		hasSuffixFold(strings.TrimRight(pre, "<\"' ("), "from") && !containsFold(pre, "rcpt") {
