@@ -177,7 +177,6 @@ func (m *message) classify() *Report {
 	}
 	m.readNotice()
 	rep.Original = m.readOriginal()
-
 	switch {
 	case m.arf != nil:
 		m.complaint(rep)
@@ -190,20 +189,32 @@ func (m *message) classify() *Report {
 	case m.fromSES(rep):
 	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
 	case m.fromEmbeddedDSN(rep):
-	case m.isBounce() && m.fromText(rep):
-	case m.isAutoReply():
-		rep.Kind = KindAutoReply
-		addr := firstAddress(m.h.Get("From"))
-		rep.Recipients = []Recipient{{
-			Address: addr, Category: AutoReply, Severity: None, Rule: "auto_reply:" + m.autoReplySign(),
-		}}
-		return rep
-	default:
-		rep.Kind = KindNotBounce
+	case !m.fromNotice(rep):
 		return rep
 	}
 	m.decideAll(rep)
 	return rep
+}
+
+// fromNotice fills rep from a message without report fields: a free-text
+// bounce, else an automatic reply, else not a bounce. It reports whether
+// rep has failures to decide.
+func (m *message) fromNotice(rep *Report) bool {
+	bounce := m.isBounce()
+	switch {
+	case bounce && m.fromText(rep):
+		return true
+	case m.isAutoReply() && !bounce:
+		// An automatic reply (RFC 3834) only without the evidence of a
+		// bounce: every Exim bounce says "Auto-Submitted: auto-replied".
+		rep.Kind = KindAutoReply
+		rep.Recipients = []Recipient{{
+			Address: firstAddress(m.h.Get("From")), Category: AutoReply, Severity: None, Rule: "auto_reply:" + m.autoReplySign(),
+		}}
+	default:
+		rep.Kind = KindNotBounce
+	}
+	return false
 }
 
 // readNotice collects the bounce's own text: its text/plain parts (or, when
@@ -710,7 +721,8 @@ func (m *message) isWarning() bool {
 
 var warningMarkers = newMatcher([]phraseRule{{"", []string{
 	"this is a warning message only", "will be retried", "has not yet been delivered", "still trying",
-	"will continue trying", "delivery has been delayed", "has been delayed",
+	"will continue trying", "delivery has been delayed", "has been delayed", "delivery attempts will continue",
+	"still undelivered after", "will retry", "will keep trying", "not been delivered yet", "could not be delivered yet",
 }}})
 
 // bounceSubjects are subject words of delivery failure notices.
@@ -734,6 +746,9 @@ var bounceMarkers = []string{
 	"unable to be delivered", "delivery attempts", "could not reach", "cannot be delivered", "can't be delivered",
 	"delivery status", "mail delivery", "failed recipient", "remote host said", "smtp error",
 	"rejected by", "not be reached", "cannot be reached", "giving up", "delivery problem", "undelivered",
+	// A mailing list refusing a post: the post failed, the address did not.
+	"has been rejected", "not a member of", "non-members are not allowed", "not allowed to post",
+	"do not have permission to post", "posting is restricted", "closed list",
 }
 
 var bounceMarkerMatcher = newMatcher([]phraseRule{{"", bounceMarkers}})

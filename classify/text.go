@@ -30,6 +30,7 @@ func originalMarker(line string) bool {
 	case containsFold(l, "this is a copy of the message"),
 		containsFold(l, "below this line is a copy of the message"),
 		containsFold(l, "enclosed is a copy of the message"),
+		hasPrefixFold(l, "original message follows"), hasPrefixFold(l, "possibly truncated original message follows"),
 		hasPrefixFold(l, "content-type: message/rfc822"),
 		hasPrefixFold(l, "content-type: text/rfc822-headers"):
 		return true
