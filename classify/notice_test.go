@@ -78,3 +78,87 @@ func TestARFEveryRecipient(t *testing.T) {
 		t.Errorf("an ARF report naming nobody: recipients %q, want one complaint without an address", got)
 	}
 }
+
+// classifyString classifies raw, failing the test on an error.
+func classifyString(t *testing.T, raw string) *Report {
+	t.Helper()
+	rep, err := Classify([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// A free-text notice is read as a bounce when it comes from a mailer or
+// under a bounce's subject and gives a reason, in words or in codes, even
+// when its sender is no daemon and it names no reply code.
+func TestSimpleNoticeDetected(t *testing.T) {
+	for _, tc := range []struct{ name, raw, want string }{
+		{"site-local, words only", "From: root@cs.example.edu\nTo: bounces@lists.example.com\nSubject: Returned mail: User unknown\n\n" +
+			"jdoe@cs.example.edu\n    ... User unknown\n\n   ----- Unsent message follows -----\nFrom: news@lists.example.com\nTo: jdoe@cs.example.edu\n\nhi\n",
+			"jdoe@cs.example.edu"},
+		{"failed mail", "From: MAILER-DAEMON@mx.example.org\nSubject: Failed mail\n\nThe following recipient is unknown here:\n\n\tann@example.org\n",
+			"ann@example.org"},
+	} {
+		rep := classifyString(t, tc.raw)
+		if !rep.Bounce() || len(rep.Recipients) != 1 || rep.Recipients[0].Address != tc.want {
+			t.Errorf("%s: kind %s, recipients %+v, want a bounce for %s", tc.name, rep.Kind, rep.Recipients, tc.want)
+		}
+	}
+	human := "From: Jo <jo@example.org>\nTo: news@lists.example.com\nSubject: Re: Returned mail\n\nThe user unknown to you is me.\n"
+	if rep := classifyString(t, human); rep.Bounce() {
+		t.Errorf("a person's reply read as a bounce: %+v", rep.Recipients)
+	}
+}
+
+// Delay warnings are warnings, whatever words say so.
+func TestTextDelayWarning(t *testing.T) {
+	for _, words := range []string{
+		"Warning: message still undelivered after 4 hours",
+		"Delivery attempts will continue for 5 days.",
+		"The server will retry delivery for up to 48 hours.",
+		"We will keep trying to deliver your message.",
+	} {
+		raw := "From: MAILER-DAEMON@relay.example.net\nSubject: Mail delivery notification\n\n" +
+			"Your message could not be delivered to:\n\n  noor@slow.example.org\n\n421 4.4.2 connection dropped\n" + words + "\n"
+		rep := classifyString(t, raw)
+		if rep.Kind != KindDelayed || len(rep.Recipients) != 1 || rep.Recipients[0].Action != "delayed" || rep.Recipients[0].Suppress {
+			t.Errorf("%q: kind %s, recipients %+v, want one delayed recipient", words, rep.Kind, rep.Recipients)
+		}
+	}
+}
+
+// A mailing list refusing a post is a bounce of the post, never a dead
+// address: whatever it says, nobody is suppressed.
+func TestListRefusalNeverSuppresses(t *testing.T) {
+	for _, words := range []string{
+		"You are not a member of this list; non-members are not allowed to post.",
+		"You do not have permission to post to this group.",
+		"Posting is restricted to subscribers of this closed list.",
+	} {
+		raw := "From: club-owner@lists.example.org\nTo: news@lists.example.com\nSubject: Your message to Club was rejected\n" +
+			"Auto-Submitted: auto-replied\n\nYour message to club@lists.example.org has been rejected.\n" + words + "\n"
+		rep := classifyString(t, raw)
+		if !rep.Bounce() || rep.Kind == KindAutoReply {
+			t.Errorf("%q: kind %s, want a bounce of the post", words, rep.Kind)
+		}
+		for _, r := range rep.Recipients {
+			if r.Suppress || deadCategory(r.Category) {
+				t.Errorf("%q: %s is %s, suppress %v (rule %s)", words, r.Address, r.Category, r.Suppress, r.Rule)
+			}
+		}
+	}
+}
+
+// Auto-Submitted marks every Exim bounce (RFC 3834 §5): with a bounce's
+// evidence and no recipient found, the message is left for a person, not
+// taken for a vacation reply.
+func TestAutoSubmittedBounceIsNoAutoReply(t *testing.T) {
+	raw := "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nAuto-Submitted: auto-replied\n" +
+		"Subject: Mail delivery failed: returning message to sender\n\n" +
+		"This message was created automatically by mail delivery software.\n" +
+		"A message that you sent could not be delivered to one or more of its recipients.\n"
+	if rep := classifyString(t, raw); rep.Kind == KindAutoReply {
+		t.Errorf("an Exim failure read as %s", rep.Kind)
+	}
+}

@@ -733,7 +733,8 @@ var bounceSubjects = []string{
 	"could not send", "delayed mail", "not delivered", "mail system error", "delivery error",
 	"failed delivery", "delivery failure", "unzustellbar", "bounce", "mail error", "rejected",
 	"delivery report", "message status", "email returned", "returned email", "unable to deliver",
-	"delivery has failed", "failed to deliver", "undelivered",
+	"delivery has failed", "failed to deliver", "undelivered", "failed mail", "mail failure", "returned message",
+	"not deliverable", "nondelivery", "message status - undeliverable",
 }
 
 // bounceMarkers are phrases of the bodies of delivery failure notices.
@@ -785,10 +786,12 @@ func (m *message) isBounce() bool {
 	if (daemon && (subject || marker)) || (subject && marker) {
 		return true
 	}
-	// A notice that returns the original, or comes from a daemon and
-	// quotes a reply code, is one whatever its wording.
+	// A notice that returns the original, or comes from a daemon or under
+	// a bounce's subject and gives a reason (a reply code, or the words of
+	// a failure: "Returned mail: User unknown" over an address and "...
+	// User unknown"), is one whatever else it says.
 	returned := m.original != nil || m.headers != nil
-	return (marker && returned) || ((daemon || subject) && hasCodeLine(m.notice))
+	return (marker && returned) || ((daemon || subject) && (hasCodeLine(m.notice) || len(errorLines(m.notice)) > 0))
 }
 
 // hasCodeLine reports whether some line of s carries a 4xx or 5xx reply
