@@ -392,8 +392,28 @@ func senderOrLink(pre string) bool {
 		hasSuffixFold(strings.TrimRight(pre, "<\"' ("), "from") && !containsFold(pre, "rcpt") {
 		return true
 	}
-	return containsFold(pre, "http://") || containsFold(pre, "https://") ||
-		containsFold(pre, "mailto:") && !hasSuffixFold(pre, "mailto:")
+	if containsFold(pre, "http://") || containsFold(pre, "https://") ||
+		containsFold(pre, "mailto:") && !hasSuffixFold(pre, "mailto:") {
+		return true
+	}
+	return contactAddress(p)
+}
+
+// contactWords end the words before an address that the notice offers for
+// help ("contact the list owner at ...", "write to ..."), which is no
+// failed recipient.
+var contactWords = []string{"contact", "contact us at", "write to", "ask", "send mail to", "send email to",
+	"questions to", "owner at", "administrator at", "postmaster at", "helpdesk at", "support at", "us at",
+	"please reply to", "reply to"}
+
+func contactAddress(pre string) bool {
+	pre = strings.TrimRight(pre, " \t:(")
+	for _, w := range contactWords {
+		if hasSuffixFold(pre, w) && (len(pre) == len(w) || !isAlnum(pre[len(pre)-len(w)-1])) {
+			return true
+		}
+	}
+	return false
 }
 
 // occ is an address of a notice: where it appears, and whether it stands
