@@ -76,6 +76,11 @@ func TestARFEveryRecipient(t *testing.T) {
 			t.Errorf("%s: recipients %q, want %q", tc.name, got, tc.want)
 		}
 	}
+	textReport := strings.Replace(arf("Original-Rcpt-To: <a@isp.example>\n", "x@isp.example"),
+		"Content-Type: message/feedback-report", "Content-Type: text/plain", 1)
+	if got := recipients(t, textReport); !slices.Equal(got, []string{"a@isp.example"}) {
+		t.Errorf("a feedback report labelled text/plain: recipients %q, want [a@isp.example]", got)
+	}
 	if got := recipients(t, arf("", "undisclosed-recipients:;")); len(got) != 1 || strings.Contains(got[0], "@") {
 		t.Errorf("an ARF report naming nobody: recipients %q, want one complaint without an address", got)
 	}

@@ -177,6 +177,9 @@ func (m *message) classify() *Report {
 	}
 	m.readNotice()
 	rep.Original = m.readOriginal()
+	if m.arf == nil {
+		m.arf = m.textFeedbackReport()
+	}
 	switch {
 	case m.arf != nil:
 		m.complaint(rep)
@@ -480,6 +483,22 @@ func fieldAddresses(values []string) []string {
 		}
 	}
 	return out
+}
+
+// textFeedbackReport finds the feedback report of a multipart/report of
+// report-type feedback-report (RFC 5965 §2) whose report part is labelled
+// text/plain, as some feedback loops send it: the text part whose first
+// field is Feedback-Type. It returns nil for any other message.
+func (m *message) textFeedbackReport() *part {
+	if !containsFold(m.h.Get("Content-Type"), "feedback-report") {
+		return nil
+	}
+	for _, p := range m.texts {
+		if hasPrefixFold(strings.TrimSpace(p.text()), "feedback-type:") {
+			return p
+		}
+	}
+	return nil
 }
 
 // isUnsubscribe reports whether the message is an automatic unsubscribe
