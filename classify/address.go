@@ -45,7 +45,7 @@ func isDomainChar(c byte) bool {
 func addrAt(line string, at int) (s, e int, addr string, ok bool) {
 	s, e, addr, ok = readAddrAt(line, at, false)
 	if ws, we, waddr, wok := readAddrAt(line, at, true); wok && (ws < s || we > e || !ok) &&
-		!isASCII(waddr) && standsAlone(line, ws, we) && !mixedScripts(waddr) {
+		!isASCIIString(waddr) && standsAlone(line, ws, we) && !mixedScripts(waddr) {
 		return ws, we, waddr, true
 	}
 	return s, e, addr, ok
@@ -211,7 +211,8 @@ func standsAlone(line string, s, e int) bool {
 	return true
 }
 
-func isASCII(s string) bool {
+// isASCIIString reports whether s is all ASCII.
+func isASCIIString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false
@@ -313,7 +314,7 @@ func fieldAddress(v string) string {
 // quoteLocal quotes a local part that net/mail returned unquoted, when it
 // is not a dot-atom (RFC 5321 §4.1.2).
 func quoteLocal(local string) string {
-	if dotAtom(local) && localStart(local+"@", len(local), false) == 0 || !isASCII(local) {
+	if dotAtom(local) && localStart(local+"@", len(local), false) == 0 || !isASCIIString(local) {
 		return local
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`

@@ -160,7 +160,7 @@ func TestAddressProperty(t *testing.T) {
 				t.Errorf("firstAddress(%q) = %q, want %q", in, got, want)
 			}
 		}
-		if want[0] != '"' && isASCII(want) {
+		if want[0] != '"' && isASCIIString(want) {
 			in := "SMTP=" + want
 			if got := fieldAddress(in); got != want {
 				t.Errorf("fieldAddress(%q) = %q, want %q", in, got, want)
