@@ -39,6 +39,8 @@ func TestNoticeLeavesPartiesOut(t *testing.T) {
 			"replies to editor@example.com, could not be delivered.\n550 5.1.1 user unknown\n"},
 		{"a contact address beside the recipient", "Your message to jo@example.net could not be delivered:\n" +
 			"550 5.1.1 user unknown\nFor help, contact the postmaster at help@mx.example.net or write to desk@example.net.\n"},
+		{"the sender named by the reply", "Your message to <jo@example.net> could not be delivered.\n\nThe mail server said:\n" +
+			"553 5.7.1 <bounces+x1@lists.example.com>: Sender address rejected: not logged in\n"},
 		{"the bounce address strong", "bounces+x1@lists.example.com:\n  the original was refused\n\n" +
 			"jo@example.net:\n  550 5.1.1 user unknown\n"},
 	} {

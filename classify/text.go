@@ -453,24 +453,25 @@ func (nl *noticeLines) occurrences(spans []addrSpan) ([]*occ, map[string]*occ) {
 
 // chooseRecipients decides which addresses failed: the headers' list when
 // there is one, else the strong addresses, else the weak ones. A strong
-// address that is the bounce's own party is dropped only when another
-// strong one remains; a weak one always.
+// address that is the message's own party (exclude) counts only when no
+// other strong one remains and no line calls it the sender: a reply that
+// names the envelope sender ("553 <bounces@...>: Sender address rejected")
+// stands where a recipient would. A weak party never counts.
 func (nl *noticeLines) chooseRecipients(occs []*occ, byAddr map[string]*occ, failed []string, exclude map[string]bool) []*occ {
-	var strong, strongKept, weak []*occ
+	var strong, parties, weak []*occ
 	for _, o := range occs {
 		ex := exclude[strings.ToLower(o.addr)]
 		switch {
-		case o.strong:
+		case o.strong && !ex:
 			strong = append(strong, o)
-			if !ex {
-				strongKept = append(strongKept, o)
-			}
+		case o.strong && !nl.namedSender(o):
+			parties = append(parties, o)
 		case !ex:
 			weak = append(weak, o)
 		}
 	}
-	if len(strongKept) > 0 {
-		strong = strongKept
+	if len(strong) == 0 {
+		strong = parties
 	}
 	var valid []string
 	for _, f := range failed {
@@ -494,6 +495,16 @@ func (nl *noticeLines) chooseRecipients(occs []*occ, byAddr map[string]*occ, fai
 		return strong
 	}
 	return weak
+}
+
+// namedSender reports whether a line naming o calls it the sender.
+func (nl *noticeLines) namedSender(o *occ) bool {
+	for _, li := range o.lines {
+		if containsFold(nl.lines[li], "sender") {
+			return true
+		}
+	}
+	return false
 }
 
 // headerRecipients matches the headers' list of failed recipients, which
