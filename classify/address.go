@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"encoding/hex"
 	"net/mail"
 	"strings"
 	"unicode"
@@ -69,7 +70,41 @@ func readAddrAt(line string, at int, wide bool) (s, e int, addr string, ok bool)
 	if !ok || local == "" {
 		return 0, 0, "", false
 	}
+	if inner := imceaAddress(local); inner != "" {
+		return s, e, inner, true
+	}
 	return s, e, canonicalLocal(local) + "@" + line[at+1:e], true
+}
+
+// imceaAddress decodes the address an Exchange server encapsulates in a
+// local part, "IMCEASMTP-jo+40example+2Eorg@host" for jo@example.org: the
+// prefix, then the address with "+" and two hex digits for each special
+// character. It returns "" for any other local part.
+func imceaAddress(local string) string {
+	const prefix = "imceasmtp-"
+	if len(local) <= len(prefix) || !hasPrefixFold(local, prefix) {
+		return ""
+	}
+	var sb strings.Builder
+	enc := local[len(prefix):]
+	for i := 0; i < len(enc); i++ {
+		if enc[i] == '+' && i+2 < len(enc) {
+			if b, err := hex.DecodeString(enc[i+1 : i+3]); err == nil {
+				sb.WriteByte(b[0])
+				i += 2
+				continue
+			}
+		}
+		sb.WriteByte(enc[i])
+	}
+	a := sb.String()
+	if at := strings.LastIndexByte(a, '@'); at <= 0 {
+		return ""
+	}
+	if s, e, inner, ok := readAddrAt(a, strings.LastIndexByte(a, '@'), false); ok && s == 0 && e == len(a) {
+		return inner
+	}
+	return ""
 }
 
 // localStart returns where the unquoted local part before line[at] starts:

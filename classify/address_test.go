@@ -42,6 +42,8 @@ func TestAddressForms(t *testing.T) {
 		{`<pelé@example.org>`, `pelé@example.org`, `pelé@example.org`},
 		{`rfc822; user@localhost`, ``, `user@localhost`}, // no dot: kept in a field, not an address in text
 		{`@host.example.org`, ``, `@host.example.org`},
+		{`IMCEASMTP-jo+2Esmith+40example+2Eorg@exch.example.net`, `jo.smith@example.org`, `jo.smith@example.org`},
+		{`IMCEAEX-_O=ORG_OU=SITE_CN=RECIPIENTS_CN=jo@exch.example.net`, `IMCEAEX-_O=ORG_OU=SITE_CN=RECIPIENTS_CN=jo@exch.example.net`, `IMCEAEX-_O=ORG_OU=SITE_CN=RECIPIENTS_CN=jo@exch.example.net`},
 	} {
 		if got := firstAddress(tc.in); got != tc.text {
 			t.Errorf("firstAddress(%q) = %q, want %q", tc.in, got, tc.text)

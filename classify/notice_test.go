@@ -30,6 +30,7 @@ func TestNoticeLeavesPartiesOut(t *testing.T) {
 	original := "\n------ This is a copy of the message, including all the headers. ------\n\n" +
 		"From: Example News <news@lists.example.com>\nReply-To: editor@example.com\nErrors-To: errors@example.com\n" +
 		"List-Id: <weekly.lists.example.com>\nList-Post: <mailto:post@lists.example.com>\nTo: jo@example.net\n" +
+		"Message-ID: <w-2026-12.x7@lists.example.com>\n" +
 		"Subject: Weekly\n\nHello\n"
 	for _, tc := range []struct{ name, notice string }{
 		{"named with the recipient", "Your message to weekly@lists.example.com from news@lists.example.com\n" +
@@ -39,6 +40,7 @@ func TestNoticeLeavesPartiesOut(t *testing.T) {
 			"replies to editor@example.com, could not be delivered.\n550 5.1.1 user unknown\n"},
 		{"a contact address beside the recipient", "Your message to jo@example.net could not be delivered:\n" +
 			"550 5.1.1 user unknown\nFor help, contact the postmaster at help@mx.example.net or write to desk@example.net.\n"},
+		{"a message id", "Your message <w-2026-12.x7@lists.example.com> could not be delivered.\n550 5.1.1 user unknown\n"},
 		{"the sender named by the reply", "Your message to <jo@example.net> could not be delivered.\n\nThe mail server said:\n" +
 			"553 5.7.1 <bounces+x1@lists.example.com>: Sender address rejected: not logged in\n"},
 		{"the bounce address strong", "bounces+x1@lists.example.com:\n  the original was refused\n\n" +

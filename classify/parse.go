@@ -332,8 +332,10 @@ func (m *message) readOriginal() Original {
 
 // partyAddresses are the addresses, lower case, that a notice may name but
 // that are never a failed recipient: the bounce's own sender and addressee,
-// and the returned original's sender, reply and bounce addresses and its
-// mailing list (List-Post, and the address its List-Id stands for).
+// the returned original's sender, reply and bounce addresses and its
+// mailing list (List-Post, and the address its List-Id stands for), and
+// the message ids (RFC 5322 §3.6.4) that look like addresses ("Your
+// message <20021104.abc@host.example.com> to ...").
 func (m *message) partyAddresses() map[string]bool {
 	out := map[string]bool{}
 	add := func(h textproto.MIMEHeader, names ...string) {
@@ -345,9 +347,9 @@ func (m *message) partyAddresses() map[string]bool {
 			}
 		}
 	}
-	add(m.h, "From", "To", "Return-Path", "Sender", "Reply-To")
+	add(m.h, "From", "To", "Return-Path", "Sender", "Reply-To", "In-Reply-To", "References")
 	if m.origHeader != nil {
-		add(m.origHeader, "From", "Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post")
+		add(m.origHeader, "From", "Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post", "Message-Id")
 		if id := listID(m.origHeader.Get("List-Id")); strings.Count(id, ".") >= 2 {
 			dot := strings.IndexByte(id, '.')
 			out[strings.ToLower(id[:dot]+"@"+id[dot+1:])] = true // RFC 2919 §3: list@host as list.host
