@@ -173,3 +173,17 @@ func TestAutoSubmittedBounceIsNoAutoReply(t *testing.T) {
 		t.Errorf("an Exim failure read as %s", rep.Kind)
 	}
 }
+
+// A notice that names nobody falls back on the returned original's To, but
+// not when that is the list's own address (the members were in Bcc).
+func TestNoticeFallbackNotTheList(t *testing.T) {
+	raw := "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\n\n" +
+		"Delivery failed: 550 5.1.1 user unknown\n\n------ This is a copy of the message, including all the headers. ------\n\n" +
+		"From: news@lists.example.com\nTo: TO\nList-Post: <mailto:weekly@lists.example.com>\nSubject: Weekly\n\nHello\n"
+	if got := recipients(t, strings.Replace(raw, "TO", "jo@example.net", 1)); !slices.Equal(got, []string{"jo@example.net"}) {
+		t.Errorf("original To a member: recipients %q, want [jo@example.net]", got)
+	}
+	if rep := classifyString(t, strings.Replace(raw, "TO", "weekly@lists.example.com", 1)); len(rep.Recipients) > 0 && rep.Recipients[0].Address == "weekly@lists.example.com" {
+		t.Errorf("original To the list: the list reported as failed (%+v)", rep.Recipients)
+	}
+}

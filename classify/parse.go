@@ -683,11 +683,13 @@ func hasPhrase(s string) bool {
 // failed recipient can be found.
 func (m *message) fromText(rep *Report) bool {
 	failed := addressList(m.h.Get("X-Failed-Recipients"))
-	trs := noticeRecipients(m.notice, failed, m.partyAddresses())
+	parties := m.partyAddresses()
+	trs := noticeRecipients(m.notice, failed, parties)
 	if len(trs) == 0 {
-		// Nobody named: the returned original's recipient is the one.
+		// Nobody named: the returned original's recipient is the one,
+		// unless that is the list itself (members in Bcc).
 		to := addressList(rep.Original.To)
-		if len(to) != 1 {
+		if len(to) != 1 || parties[strings.ToLower(to[0])] {
 			return false
 		}
 		trs = []textRecipient{{addr: to[0], lines: errorLines(m.notice)}}
