@@ -17,6 +17,7 @@ import (
 //   - the prefixes that gateways and X.400 mappings put before the local
 //     part (SMTP=, RFC-822=) are not part of it; "rfc822;", "smtp;",
 //     "SMTP:" end at their separator, which no local part carries unquoted;
+//     Exchange's IMCEASMTP- encapsulation is decoded;
 //   - a source route (<@relay:user@host>, RFC 5321 §4.1.2 and C) is the
 //     address after its colon;
 //   - a UTF-8 address (RFC 6531) is read when it stands alone, set off by
@@ -45,6 +46,9 @@ func isDomainChar(c byte) bool {
 // address starts and ends in line and its canonical form, or ok false.
 func addrAt(line string, at int) (s, e int, addr string, ok bool) {
 	s, e, addr, ok = readAddrAt(line, at, false)
+	if ok && (s == 0 || line[s-1] < utf8.RuneSelf) && (e == len(line) || line[e] < utf8.RuneSelf) {
+		return s, e, addr, ok // ASCII on both sides: no UTF-8 address around it
+	}
 	if ws, we, waddr, wok := readAddrAt(line, at, true); wok && (ws < s || we > e || !ok) &&
 		!isASCIIString(waddr) && standsAlone(line, ws, we) && !mixedScripts(waddr) {
 		return ws, we, waddr, true
