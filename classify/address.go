@@ -46,7 +46,7 @@ func isDomainChar(c byte) bool {
 // address starts and ends in line and its canonical form, or ok false.
 func addrAt(line string, at int) (s, e int, addr string, ok bool) {
 	s, e, addr, ok = readAddrAt(line, at, false)
-	if ok && (s == 0 || line[s-1] < utf8.RuneSelf) && (e == len(line) || line[e] < utf8.RuneSelf) {
+	if ok && (s == 0 || line[s-1] < utf8.RuneSelf) && (e == len(line) || line[e] < utf8.RuneSelf && line[e] != '.' && line[e] != '-') {
 		return s, e, addr, ok // ASCII on both sides: no UTF-8 address around it
 	}
 	if ws, we, waddr, wok := readAddrAt(line, at, true); wok && (ws < s || we > e || !ok) &&
