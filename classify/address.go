@@ -374,14 +374,14 @@ func bareAddress(v string) string {
 			v = v[c+1:] // a source route before a local address
 		}
 	}
-	if strings.ContainsAny(v, " \t") {
-		fields := strings.Fields(v)
-		v = fields[0]
-		for _, f := range fields {
-			if strings.Contains(f, "@") && !strings.ContainsAny(f, "|/") {
-				return strings.Trim(f, "<>,;\"'")
-			}
+	fields := strings.Fields(v)
+	if len(fields) == 0 {
+		return ""
+	}
+	for _, f := range fields {
+		if strings.Contains(f, "@") && !strings.ContainsAny(f, "|/") {
+			return strings.Trim(f, "<>,;\"'")
 		}
 	}
-	return v
+	return fields[0]
 }
