@@ -187,3 +187,26 @@ func TestNoticeFallbackNotTheList(t *testing.T) {
 		t.Errorf("original To the list: the list reported as failed (%+v)", rep.Recipients)
 	}
 }
+
+// A DSN block without an Action in a delay warning is a delay; one with a
+// permanent status, or with its own Action, keeps what it says.
+func TestDSNWarningWithoutAction(t *testing.T) {
+	dsn := func(block string) string {
+		return "From: MAILER-DAEMON@mx.example.net\nSubject: Delivery status notification\nMIME-Version: 1.0\n" +
+			"Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n--B\nContent-Type: text/plain\n\n" +
+			"Your message has not been delivered yet. Delivery attempts will continue for 4 days.\n\n" +
+			"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n" +
+			"Final-Recipient: rfc822; jo@example.org\n" + block + "\n--B--\n"
+	}
+	for _, tc := range []struct{ block, action string }{
+		{"Status: 4.4.1\nDiagnostic-Code: smtp; 421 4.4.1 timed out\n", "delayed"},
+		{"", "delayed"},
+		{"Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n", ""},
+		{"Action: failed\nStatus: 4.4.7\n", "failed"},
+	} {
+		rep := classifyString(t, dsn(tc.block))
+		if len(rep.Recipients) != 1 || rep.Recipients[0].Action != tc.action {
+			t.Errorf("%q: recipients %+v, want action %q", tc.block, rep.Recipients, tc.action)
+		}
+	}
+}

@@ -551,8 +551,22 @@ func (m *message) fromDSN(rep *Report, d dsnReport) bool {
 	rep.ReportingMTA = d.reportingMTA
 	rep.ArrivalDate = d.arrival
 	rep.Recipients = d.recipients
+	m.delayWithoutAction(rep)
 	m.enrichFromNotice(rep)
 	return true
+}
+
+// delayWithoutAction marks as delayed the recipient blocks that give no
+// Action (RFC 3464 §2.3.3 requires one) and no permanent status when the
+// notice is a delay warning ("delivery attempts will continue"): what the
+// notice says is then all there is to go by.
+func (m *message) delayWithoutAction(rep *Report) {
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		if r.Action == "" && !strings.HasPrefix(r.Status, "5.") && !strings.HasPrefix(r.Status, "2.") && m.isWarning() {
+			r.Action = "delayed"
+		}
+	}
 }
 
 // fromEmbeddedDSN reads DSN fields that an MTA wrote into its text part
