@@ -169,21 +169,29 @@ func stripType(v string) string {
 	return strings.TrimSpace(v[semi+1:])
 }
 
-// stripComments removes RFC 5322 comments "(...)".
+// stripComments removes RFC 5322 comments "(...)" (§3.2.2), which nest;
+// parentheses inside a quoted string are not comments.
 func stripComments(v string) string {
 	if strings.IndexByte(v, '(') < 0 {
 		return v
 	}
 	var sb strings.Builder
 	depth := 0
-	for _, r := range v {
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
 		switch {
-		case r == '(':
+		case depth == 0 && c == '"' && !escaped(v, i):
+			quoted = !quoted
+			sb.WriteByte(c)
+		case quoted:
+			sb.WriteByte(c)
+		case c == '(':
 			depth++
-		case r == ')' && depth > 0:
+		case c == ')' && depth > 0:
 			depth--
 		case depth == 0:
-			sb.WriteRune(r)
+			sb.WriteByte(c)
 		}
 	}
 	return strings.TrimSpace(sb.String())
@@ -197,34 +205,10 @@ func firstWord(s string) string {
 	return s
 }
 
-// dsnAddress extracts the address of an address field (RFC 3464 §2.3.1-2),
-// "rfc822; user@example.org" or RFC 6533's "utf-8; user@例え.jp", with its
-// angle brackets, quotes and comments removed and unitext escapes (\x{..})
-// decoded.
+// dsnAddress extracts the address of an address field (RFC 3464 §2.3.1-2);
+// see fieldAddress.
 func dsnAddress(v string) string {
-	v = stripType(stripComments(v))
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		if j := strings.IndexByte(v[i:], '>'); j > 0 {
-			v = v[i+1 : i+j]
-		}
-	}
-	v = strings.Trim(v, " \t\"'<>")
-	if strings.Contains(v, `\x{`) {
-		v = decodeUnitext(v)
-	}
-	if strings.ContainsAny(v, " \t") {
-		// "|/usr/bin/prog user@example.org /home/user": the token that is
-		// an address.
-		fields := strings.Fields(v)
-		v = fields[0]
-		for _, f := range fields {
-			if strings.Contains(f, "@") && !strings.ContainsAny(f, "|/") {
-				v = strings.Trim(f, "<>,;\"'")
-				break
-			}
-		}
-	}
-	return v
+	return fieldAddress(v)
 }
 
 // decodeUnitext decodes the \x{HEX} escapes of RFC 6533 §3.

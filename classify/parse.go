@@ -106,6 +106,7 @@ type message struct {
 	subjectText string
 	subjectDone bool
 	noticeNorm  []byte
+	origHeader  textproto.MIMEHeader // the returned original's fields that are read
 	cmd         string
 	cmdDone     bool
 }
@@ -204,7 +205,9 @@ func (m *message) classify() *Report {
 	}
 	m.readNotice()
 	rep.Original = m.readOriginal()
-
+	if m.arf == nil {
+		m.arf = m.textFeedbackReport()
+	}
 	switch {
 	case m.arf != nil:
 		m.complaint(rep)
@@ -217,20 +220,32 @@ func (m *message) classify() *Report {
 	case m.fromSES(rep):
 	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
 	case m.fromEmbeddedDSN(rep):
-	case m.isBounce() && m.fromText(rep):
-	case m.isAutoReply():
-		rep.Kind = KindAutoReply
-		addr := firstAddress(m.h.Get("From"))
-		rep.Recipients = []Recipient{{
-			Address: addr, Category: AutoReply, Severity: None, Rule: "auto_reply:" + m.autoReplySign(),
-		}}
-		return rep
-	default:
-		rep.Kind = KindNotBounce
+	case !m.fromNotice(rep):
 		return rep
 	}
 	m.decideAll(rep)
 	return rep
+}
+
+// fromNotice fills rep from a message without report fields: a free-text
+// bounce, else an automatic reply, else not a bounce. It reports whether
+// rep has failures to decide.
+func (m *message) fromNotice(rep *Report) bool {
+	bounce := m.isBounce()
+	switch {
+	case bounce && m.fromText(rep):
+		return true
+	case m.isAutoReply() && !bounce:
+		// An automatic reply (RFC 3834) only without the evidence of a
+		// bounce: every Exim bounce says "Auto-Submitted: auto-replied".
+		rep.Kind = KindAutoReply
+		rep.Recipients = []Recipient{{
+			Address: firstAddress(m.h.Get("From")), Category: AutoReply, Severity: None, Rule: "auto_reply:" + m.autoReplySign(),
+		}}
+	default:
+		rep.Kind = KindNotBounce
+	}
+	return false
 }
 
 // readNotice collects the bounce's own text: its text/plain parts (or, when
@@ -331,13 +346,44 @@ func stripHTML(s string) string {
 func (m *message) readOriginal() Original {
 	switch {
 	case m.original != nil:
-		return m.originalFrom(m.originalHeader(m.original.headerText()), "message/rfc822")
+		m.origHeader = m.originalHeader(m.original.headerText())
+		return m.originalFrom(m.origHeader, "message/rfc822")
 	case m.headers != nil:
-		return m.originalFrom(m.originalHeader(m.headers.headerText()), "text/rfc822-headers")
+		m.origHeader = m.originalHeader(m.headers.headerText())
+		return m.originalFrom(m.origHeader, "text/rfc822-headers")
 	case m.quoted != "":
-		return m.originalFrom(m.originalHeader(m.quoted), "quoted")
+		m.origHeader = m.originalHeader(m.quoted)
+		return m.originalFrom(m.origHeader, "quoted")
 	}
 	return Original{}
+}
+
+// partyAddresses are the addresses, lower case, that a notice may name but
+// that are never a failed recipient: the bounce's own sender and addressee,
+// the returned original's sender, reply and bounce addresses and its
+// mailing list (List-Post, and the address its List-Id stands for), and
+// the message ids (RFC 5322 §3.6.4) that look like addresses ("Your
+// message <20021104.abc@host.example.com> to ...").
+func (m *message) partyAddresses() map[string]bool {
+	out := map[string]bool{}
+	add := func(h textproto.MIMEHeader, names ...string) {
+		for _, n := range names {
+			for _, v := range h.Values(n) {
+				for _, a := range addressList(v) {
+					out[strings.ToLower(a)] = true
+				}
+			}
+		}
+	}
+	add(m.h, "From", "To", "Return-Path", "Sender", "Reply-To", "In-Reply-To", "References")
+	if m.origHeader != nil {
+		add(m.origHeader, "From", "Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post", "Message-Id")
+		if id := listID(m.origHeader.Get("List-Id")); strings.Count(id, ".") >= 2 {
+			dot := strings.IndexByte(id, '.')
+			out[strings.ToLower(id[:dot]+"@"+id[dot+1:])] = true // RFC 2919 §3: list@host as list.host
+		}
+	}
+	return out
 }
 
 // originalFrom describes the returned original from the fields of its
@@ -371,6 +417,7 @@ func (m *message) originalFrom(h textproto.MIMEHeader, source string) Original {
 var originalFields = []string{
 	"Message-Id", "List-Id", "From", "To", "Subject", "Auto-Submitted", "X-Autorespond", "X-Autoreply",
 	"X-Autoresponder", "Precedence", "X-Precedence", "X-Hmxmroriginalrecipient",
+	"Sender", "Reply-To", "Return-Path", "Errors-To", "List-Post",
 }
 
 // originalHeader reads the fields of the original that matter: the ones
@@ -429,15 +476,59 @@ func (m *message) complaint(rep *Report) {
 	rep.Kind = KindComplaint
 	h, _ := headerBlock(m.arf.text())
 	rep.FeedbackType = strings.ToLower(strings.TrimSpace(h.Get("Feedback-Type")))
-	addr := firstAddress(h.Get("Original-Rcpt-To"))
-	if addr == "" {
-		addr = firstAddress(h.Get("Removal-Recipient"))
-	}
-	if addr == "" {
-		addr = firstAddress(rep.Original.To)
-	}
 	rep.ReportingMTA = strings.TrimSpace(stripType(h.Get("Reporting-Mta")))
-	rep.Recipients = []Recipient{complaintRecipient(addr, "feedback report: "+rep.FeedbackType, "arf:"+rep.FeedbackType)}
+	addrs := fieldAddresses(h.Values("Original-Rcpt-To"))
+	if len(addrs) == 0 {
+		addrs = fieldAddresses(h.Values("Removal-Recipient"))
+	}
+	if len(addrs) == 0 {
+		addrs = fieldAddresses(addressList(rep.Original.To))
+	}
+	if len(addrs) == 0 {
+		addrs = []string{""} // a complaint about nobody named: still a complaint
+	}
+	for _, a := range addrs {
+		rep.Recipients = append(rep.Recipients, complaintRecipient(a, "feedback report: "+rep.FeedbackType, "arf:"+rep.FeedbackType))
+	}
+}
+
+// fieldAddresses reads the addresses of field values, each of which may
+// list several (RFC 5965 §3.2 allows Original-Rcpt-To more than once, and
+// reports put several in one), without repeats.
+func fieldAddresses(values []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range values {
+		found := addressList(v)
+		if len(found) == 0 {
+			if a := fieldAddress(v); validAddress(a) {
+				found = []string{a}
+			}
+		}
+		for _, a := range found {
+			if k := strings.ToLower(a); !seen[k] {
+				seen[k] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// textFeedbackReport finds the feedback report of a multipart/report of
+// report-type feedback-report (RFC 5965 §2) whose report part is labelled
+// text/plain, as some feedback loops send it: the text part whose first
+// field is Feedback-Type. It returns nil for any other message.
+func (m *message) textFeedbackReport() *part {
+	if !containsFold(m.h.Get("Content-Type"), "feedback-report") {
+		return nil
+	}
+	for _, p := range m.texts {
+		if hasPrefixFold(strings.TrimSpace(p.text()), "feedback-type:") {
+			return p
+		}
+	}
+	return nil
 }
 
 // isUnsubscribe reports whether the message is an automatic unsubscribe
@@ -488,8 +579,22 @@ func (m *message) fromDSN(rep *Report, d dsnReport) bool {
 	rep.ReportingMTA = d.reportingMTA
 	rep.ArrivalDate = d.arrival
 	rep.Recipients = d.recipients
+	m.delayWithoutAction(rep)
 	m.enrichFromNotice(rep)
 	return true
+}
+
+// delayWithoutAction marks as delayed the recipient blocks that give no
+// Action (RFC 3464 §2.3.3 requires one) and no permanent status when the
+// notice is a delay warning ("delivery attempts will continue"): what the
+// notice says is then all there is to go by.
+func (m *message) delayWithoutAction(rep *Report) {
+	for i := range rep.Recipients {
+		r := &rep.Recipients[i]
+		if r.Action == "" && !strings.HasPrefix(r.Status, "5.") && !strings.HasPrefix(r.Status, "2.") && m.isWarning() {
+			r.Action = "delayed"
+		}
+	}
 }
 
 // fromEmbeddedDSN reads DSN fields that an MTA wrote into its text part
@@ -620,20 +725,13 @@ func hasPhrase(s string) bool {
 // failed recipient can be found.
 func (m *message) fromText(rep *Report) bool {
 	failed := addressList(m.h.Get("X-Failed-Recipients"))
-	exclude := map[string]bool{}
-	for _, v := range []string{m.h.Get("From"), m.h.Get("To"), m.h.Get("Return-Path"), m.h.Get("Sender"), m.h.Get("Reply-To")} {
-		for _, a := range addressList(v) {
-			exclude[strings.ToLower(a)] = true
-		}
-	}
-	for _, a := range addressList(rep.Original.From) {
-		exclude[strings.ToLower(a)] = true
-	}
-	trs := noticeRecipients(m.notice, failed, exclude)
+	parties := m.partyAddresses()
+	trs := noticeRecipients(m.notice, failed, parties)
 	if len(trs) == 0 {
-		// Nobody named: the returned original's recipient is the one.
+		// Nobody named: the returned original's recipient is the one,
+		// unless that is the list itself (members in Bcc).
 		to := addressList(rep.Original.To)
-		if len(to) != 1 {
+		if len(to) != 1 || parties[strings.ToLower(to[0])] {
 			return false
 		}
 		trs = []textRecipient{{addr: to[0], lines: errorLines(m.notice)}}
@@ -688,7 +786,8 @@ func (m *message) isWarning() bool {
 
 var warningMarkers = newMatcher([]phraseRule{{"", []string{
 	"this is a warning message only", "will be retried", "has not yet been delivered", "still trying",
-	"will continue trying", "delivery has been delayed", "has been delayed",
+	"will continue trying", "delivery has been delayed", "has been delayed", "delivery attempts will continue",
+	"still undelivered after", "will retry", "will keep trying", "not been delivered yet", "could not be delivered yet",
 }}})
 
 // bounceSubjects are subject words of delivery failure notices.
@@ -699,7 +798,8 @@ var bounceSubjects = []string{
 	"could not send", "delayed mail", "not delivered", "mail system error", "delivery error",
 	"failed delivery", "delivery failure", "unzustellbar", "bounce", "mail error", "rejected",
 	"delivery report", "message status", "email returned", "returned email", "unable to deliver",
-	"delivery has failed", "failed to deliver", "undelivered",
+	"delivery has failed", "failed to deliver", "undelivered", "failed mail", "mail failure", "returned message",
+	"not deliverable", "nondelivery", "message status - undeliverable",
 }
 
 // bounceMarkers are phrases of the bodies of delivery failure notices.
@@ -712,6 +812,9 @@ var bounceMarkers = []string{
 	"unable to be delivered", "delivery attempts", "could not reach", "cannot be delivered", "can't be delivered",
 	"delivery status", "mail delivery", "failed recipient", "remote host said", "smtp error",
 	"rejected by", "not be reached", "cannot be reached", "giving up", "delivery problem", "undelivered",
+	// A mailing list refusing a post: the post failed, the address did not.
+	"has been rejected", "not a member of", "non-members are not allowed", "not allowed to post",
+	"do not have permission to post", "posting is restricted", "closed list",
 }
 
 var bounceMarkerMatcher = newMatcher([]phraseRule{{"", bounceMarkers}})
@@ -748,10 +851,12 @@ func (m *message) isBounce() bool {
 	if (daemon && (subject || marker)) || (subject && marker) {
 		return true
 	}
-	// A notice that returns the original, or comes from a daemon and
-	// quotes a reply code, is one whatever its wording.
+	// A notice that returns the original, or comes from a daemon or under
+	// a bounce's subject and gives a reason (a reply code, or the words of
+	// a failure: "Returned mail: User unknown" over an address and "...
+	// User unknown"), is one whatever else it says.
 	returned := m.original != nil || m.headers != nil
-	return (marker && returned) || ((daemon || subject) && hasCodeLine(m.notice))
+	return (marker && returned) || ((daemon || subject) && (hasCodeLine(m.notice) || len(errorLines(m.notice)) > 0))
 }
 
 // hasCodeLine reports whether some line of s carries a 4xx or 5xx reply

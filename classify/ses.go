@@ -100,6 +100,11 @@ func (m *message) fromSES(rep *Report) bool {
 		for _, br := range b.BouncedRecipients {
 			r := br.recipient()
 			r.RemoteMTA = b.RemoteMTAIP
+			if r.Status == "" && b.BounceType == "Transient" && findReplyCode(r.Diagnostic) == 0 && quotedStatus(r.Diagnostic) == "" {
+				// SES says the failure is temporary and gives no code:
+				// the class's X.0.0 (RFC 3464 §2.3.4 wants a status).
+				r.Status = "4.0.0"
+			}
 			if r.Diagnostic == "" && sesSubTypeWords[b.BounceSubType] != "" {
 				// No remote reply listed: SES's subtype is all there is.
 				r.Diagnostic = "Amazon SES: " + sesSubTypeWords[b.BounceSubType] + " (" + b.BounceSubType + ")"
@@ -164,10 +169,7 @@ func (sr *sesRecipient) recipient() Recipient {
 // sesAddress is the address of an SES recipient field, which may carry a
 // display name ("Jo <jo@example.org>").
 func sesAddress(v string) string {
-	if a := firstAddress(v); a != "" {
-		return a
-	}
-	return strings.TrimSpace(v)
+	return fieldAddress(v)
 }
 
 // readSES decodes the SES notification that text starts with (after

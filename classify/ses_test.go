@@ -52,3 +52,28 @@ func TestSESSubTypeWithoutReply(t *testing.T) {
 		}
 	}
 }
+
+// A Transient bounce without a code is a temporary failure: soft, never
+// suppressed; an Undetermined one without a code is kept for review.
+func TestSESBounceTypeWithoutCode(t *testing.T) {
+	for _, tc := range []struct {
+		bounceType string
+		status     string
+		sev        Severity
+	}{
+		{"Transient", "4.0.0", Soft},
+		{"Undetermined", "", Hard},
+	} {
+		raw := "From: AWS Notifications <no-reply@sns.amazonaws.com>\nSubject: AWS Notification Message\n\n" +
+			`{"notificationType":"Bounce","bounce":{"bounceType":"` + tc.bounceType +
+			`","bounceSubType":"General","bouncedRecipients":[{"emailAddress":"x@example.net"}]},"mail":{}}` + "\n"
+		rep, err := Classify([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Recipients[0]
+		if r.Status != tc.status || r.Severity != tc.sev || r.Suppress {
+			t.Errorf("%s: status %q severity %s suppress %v (rule %s), want %q %s false", tc.bounceType, r.Status, r.Severity, r.Suppress, r.Rule, tc.status, tc.sev)
+		}
+	}
+}

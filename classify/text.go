@@ -19,70 +19,6 @@ type addrSpan struct {
 	start, end int // byte offsets in the line
 }
 
-// In free text, addresses are taken to be ASCII: a UTF-8 address (RFC 6531)
-// cannot be told from the prose around it without spaces, which CJK text
-// does not use. DSN fields, which delimit their values, keep UTF-8.
-func isLocalChar(c byte) bool {
-	return isAlnum(c) || strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0
-}
-
-func isDomainChar(c byte) bool {
-	return isAlnum(c) || c == '.' || c == '-' || c == '_'
-}
-
-// scanAddresses finds the email addresses in one line of text.
-func scanAddresses(line string, lineNo int, out []addrSpan) []addrSpan {
-	for i := 0; i < len(line); i++ {
-		if line[i] != '@' {
-			continue
-		}
-		s := i
-		for s > 0 && isLocalChar(line[s-1]) {
-			s--
-		}
-		e := i + 1
-		for e < len(line) && isDomainChar(line[e]) {
-			e++
-		}
-		for e > i+1 && (line[e-1] == '.' || line[e-1] == '-') {
-			e--
-		}
-		for s < i && (line[s] == '.' || line[s] == '\'' || line[s] == '=' && !strings.HasPrefix(line[s:], "=?")) {
-			s++
-		}
-		if s == i || e <= i+1 {
-			continue
-		}
-		dom := line[i+1 : e]
-		if !strings.Contains(dom, ".") {
-			continue
-		}
-		out = append(out, addrSpan{addr: line[s:e], line: lineNo, start: s, end: e})
-		i = e - 1
-	}
-	return out
-}
-
-// firstAddress returns the first address in s, or "".
-func firstAddress(s string) string {
-	var buf [4]addrSpan
-	found := scanAddresses(s, 0, buf[:0])
-	if len(found) == 0 {
-		return ""
-	}
-	return found[0].addr
-}
-
-// addressList returns the addresses of a header field such as To or
-// X-Failed-Recipients.
-func addressList(v string) []string {
-	var out []string
-	for _, a := range scanAddresses(v, 0, nil) {
-		out = append(out, a.addr)
-	}
-	return out
-}
-
 // originalMarker reports whether a line introduces the returned original
 // message in a free-text bounce.
 func originalMarker(line string) bool {
@@ -94,6 +30,7 @@ func originalMarker(line string) bool {
 	case containsFold(l, "this is a copy of the message"),
 		containsFold(l, "below this line is a copy of the message"),
 		containsFold(l, "enclosed is a copy of the message"),
+		hasPrefixFold(l, "original message follows"), hasPrefixFold(l, "possibly truncated original message follows"),
 		hasPrefixFold(l, "content-type: message/rfc822"),
 		hasPrefixFold(l, "content-type: text/rfc822-headers"):
 		return true
@@ -307,9 +244,8 @@ func recipientLine(line string, s addrSpan) bool {
 	pre = strings.TrimSuffix(pre, "\"")
 	pre = strings.TrimSuffix(pre, "'")
 	if pre != "" {
-		l := strings.ToLower(pre)
-		if !strings.HasSuffix(l, "rcpt to:") && !strings.HasSuffix(l, "recipient:") &&
-			!strings.HasSuffix(l, "delivered to:") && !strings.HasSuffix(l, "address:") {
+		if !hasSuffixFold(pre, "rcpt to:") && !hasSuffixFold(pre, "recipient:") &&
+			!hasSuffixFold(pre, "delivered to:") && !hasSuffixFold(pre, "address:") {
 			return false
 		}
 	}
@@ -365,6 +301,11 @@ var boilerplates = []string{
 	"please contact your system administrator", "your message did not reach some or all",
 }
 
+// maxLookBack bounds how far before an address its line is read for the
+// words that say what it is, so that a line of many addresses costs
+// linear time.
+const maxLookBack = 256
+
 // maxAddresses bounds the addresses read from one notice.
 const maxAddresses = 256
 
@@ -373,30 +314,58 @@ const maxAddresses = 256
 // (X-Failed-Recipients), which win when present; exclude lists addresses
 // that are not recipients (lower case).
 func noticeRecipients(notice string, failed []string, exclude map[string]bool) []textRecipient {
+	nl := readNoticeLines(notice)
+	occs, byAddr := nl.occurrences(nl.addressSpans())
+	order := nl.chooseRecipients(occs, byAddr, failed, exclude)
+	if len(order) == 0 {
+		return nil
+	}
+	out, firstLine, inBlock := nl.recipientBlocks(order)
+	shared := nl.tieErrorLines(out, firstLine, inBlock)
+	for i := range out {
+		out[i].fillUnexplained(shared)
+	}
+	return out
+}
+
+// noticeLines is a notice cut into lines, with which lines explain a
+// failure and which are boilerplate, worked out once.
+type noticeLines struct {
+	lines   []string
+	errLine []bool // says why something failed: a code, a status or a known phrase
+	plate   []bool // blank, or words every bounce of a kind carries
+}
+
+func readNoticeLines(notice string) *noticeLines {
 	lines := strings.Split(notice, "\n")
-	// Which lines explain a failure, worked out once.
+	nl := &noticeLines{lines: lines, errLine: make([]bool, len(lines)), plate: make([]bool, len(lines))}
 	var nz normalizer
-	errLine := make([]bool, len(lines))
-	plate := make([]bool, len(lines))
 	for i, line := range lines {
 		t := strings.TrimSpace(line)
 		if t == "" {
-			plate[i] = true
+			nl.plate[i] = true
 			continue
 		}
 		n := nz.norm(t)
-		plate[i] = matchAny(boilerMatcher, n)
-		errLine[i] = !plate[i] && (findStatus(t) != "" || findReplyCode(t) != 0 || matchAny(rules, n))
+		nl.plate[i] = matchAny(boilerMatcher, n)
+		nl.errLine[i] = !nl.plate[i] && (findStatus(t) != "" || findReplyCode(t) != 0 || matchAny(rules, n))
 	}
+	return nl
+}
+
+// partyFields are header fields that, quoted in a notice, name the
+// message's parties rather than a failed recipient.
+var partyFields = []string{"message-id:", "references:", "in-reply-to:", "from:", "return-path:", "reply-to:", "sender:",
+	"list-post:", "list-unsubscribe:", "list-help:", "list-owner:", "errors-to:"}
+
+// addressSpans finds the addresses of the notice that may be failed
+// recipients: not in a quoted party field, not the envelope sender of a
+// transcript, not in a link.
+func (nl *noticeLines) addressSpans() []addrSpan {
 	var spans []addrSpan
-	for i, line := range lines {
+	for i, line := range nl.lines {
 		l := strings.TrimSpace(line)
-		if hasPrefixFold(l, "message-id:") || hasPrefixFold(l, "references:") || hasPrefixFold(l, "in-reply-to:") ||
-			hasPrefixFold(l, "from:") || hasPrefixFold(l, "return-path:") || hasPrefixFold(l, "reply-to:") ||
-			hasPrefixFold(l, "sender:") {
-			continue
-		}
-		if strings.IndexByte(l, '@') < 0 {
+		if strings.IndexByte(l, '@') < 0 || hasAnyPrefixFold(l, partyFields) {
 			continue
 		}
 		if len(spans) >= maxAddresses {
@@ -404,30 +373,73 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		}
 		before := len(spans)
 		spans = scanAddresses(line, i, spans)
-		// Drop addresses that are the envelope sender in the transcript.
 		kept := spans[:before]
 		for _, s := range spans[before:] {
-			pre := line[:s.start]
-			if hasSuffixFold(strings.TrimRight(pre, "<\"' "), "mail from:") || hasSuffixFold(strings.TrimRight(pre, "<\"' "), "envelope-from") ||
-				hasSuffixFold(strings.TrimRight(pre, "<\"' ("), "from") && !containsFold(pre, "rcpt") {
-				continue
+			if !senderOrLink(line[:s.start]) {
+				kept = append(kept, s)
 			}
-			if containsFold(pre, "http://") || containsFold(pre, "https://") || containsFold(pre, "mailto:") && !hasSuffixFold(pre, "mailto:") {
-				continue
-			}
-			kept = append(kept, s)
 		}
 		spans = kept
 	}
+	return spans
+}
 
-	// The order in which addresses first appear, and their positions.
-	// Strong ones stand where MTAs put failed recipients: at the start of a
-	// line, alone or followed by a colon or a comment.
-	type occ struct {
-		addr   string
-		lines  []int
-		strong bool
+func hasAnyPrefixFold(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if hasPrefixFold(s, p) {
+			return true
+		}
 	}
+	return false
+}
+
+// senderOrLink reports whether the text before an address makes it the
+// envelope sender ("MAIL FROM:<", "envelope-from") or part of a link.
+func senderOrLink(pre string) bool {
+	if len(pre) > maxLookBack {
+		pre = pre[len(pre)-maxLookBack:]
+	}
+	p := strings.TrimRight(pre, "<\"' ")
+	if hasSuffixFold(p, "mail from:") || hasSuffixFold(p, "envelope-from") ||
+		hasSuffixFold(strings.TrimRight(pre, "<\"' ("), "from") && !containsFold(pre, "rcpt") {
+		return true
+	}
+	if containsFold(pre, "http://") || containsFold(pre, "https://") ||
+		containsFold(pre, "mailto:") && !hasSuffixFold(pre, "mailto:") {
+		return true
+	}
+	return contactAddress(p)
+}
+
+// contactWords end the words before an address that the notice offers for
+// help ("contact the list owner at ...", "write to ..."), which is no
+// failed recipient.
+var contactWords = []string{"contact", "contact us at", "write to", "ask", "send mail to", "send email to",
+	"questions to", "owner at", "administrator at", "postmaster at", "helpdesk at", "support at", "us at",
+	"please reply to", "reply to"}
+
+func contactAddress(pre string) bool {
+	pre = strings.TrimRight(pre, " \t:(")
+	for _, w := range contactWords {
+		if hasSuffixFold(pre, w) && (len(pre) == len(w) || !isAlnum(pre[len(pre)-len(w)-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// occ is an address of a notice: where it appears, and whether it stands
+// where MTAs put failed recipients (strong): at the start of a line, alone
+// or followed by a colon or a comment.
+type occ struct {
+	addr   string
+	lines  []int
+	strong bool
+}
+
+// occurrences groups the spans by address (ignoring case), in the order
+// the addresses first appear, leaving out role addresses.
+func (nl *noticeLines) occurrences(spans []addrSpan) ([]*occ, map[string]*occ) {
 	var order []*occ
 	byAddr := map[string]*occ{}
 	for _, s := range spans {
@@ -444,28 +456,34 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		if len(o.lines) == 0 || o.lines[len(o.lines)-1] != s.line {
 			o.lines = append(o.lines, s.line)
 		}
-		if recipientLine(lines[s.line], s) {
+		if recipientLine(nl.lines[s.line], s) {
 			o.strong = true
 		}
 	}
-	var strong, weak []*occ
-	for _, o := range order {
-		if o.strong {
+	return order, byAddr
+}
+
+// chooseRecipients decides which addresses failed: the headers' list when
+// there is one, else the strong addresses, else the weak ones. A strong
+// address that is the message's own party (exclude) counts only when no
+// other strong one remains and no line calls it the sender: a reply that
+// names the envelope sender ("553 <bounces@...>: Sender address rejected")
+// stands where a recipient would. A weak party never counts.
+func (nl *noticeLines) chooseRecipients(occs []*occ, byAddr map[string]*occ, failed []string, exclude map[string]bool) []*occ {
+	var strong, parties, weak []*occ
+	for _, o := range occs {
+		ex := exclude[strings.ToLower(o.addr)]
+		switch {
+		case o.strong && !ex:
 			strong = append(strong, o)
-		} else if !exclude[strings.ToLower(o.addr)] {
+		case o.strong && !nl.namedSender(o):
+			parties = append(parties, o)
+		case !ex:
 			weak = append(weak, o)
 		}
 	}
-	// A strong address that is also the bounce's own party is dropped only
-	// when another strong one remains.
-	var strongKept []*occ
-	for _, o := range strong {
-		if !exclude[strings.ToLower(o.addr)] {
-			strongKept = append(strongKept, o)
-		}
-	}
-	if len(strongKept) > 0 {
-		strong = strongKept
+	if len(strong) == 0 {
+		strong = parties
 	}
 	var valid []string
 	for _, f := range failed {
@@ -482,66 +500,67 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 			}
 		}
 		if found < len(valid) && len(strong) == len(valid) {
-			order = strong // the text names them otherwise; believe the text
-			break
+			return strong // the text names them otherwise; believe the text
 		}
-		// The headers' list is authoritative; match it to the text by
-		// address, or by local part (Exim writes bare local parts for
-		// local deliveries).
-		var chosen []*occ
-		for _, f := range valid {
-			k := strings.ToLower(f)
-			o := byAddr[k]
-			if o == nil {
-				local := k
-				if at := strings.LastIndexByte(k, '@'); at >= 0 {
-					local = k[:at]
-				}
-				o = &occ{}
-				for i, line := range lines {
-					t := strings.ToLower(strings.TrimSpace(line))
-					if t == local || strings.HasPrefix(t, local+" ") || strings.HasPrefix(t, local+":") || strings.HasPrefix(t, "<"+local+">") {
-						o.lines = []int{i}
-						break
-					}
+		return nl.headerRecipients(valid, byAddr)
+	case len(strong) > 0:
+		return strong
+	}
+	return weak
+}
+
+// namedSender reports whether a line naming o calls it the sender.
+func (nl *noticeLines) namedSender(o *occ) bool {
+	for _, li := range o.lines {
+		if containsFold(nl.lines[li], "sender") {
+			return true
+		}
+	}
+	return false
+}
+
+// headerRecipients matches the headers' list of failed recipients, which
+// is authoritative, to the text: by address, or by local part (Exim writes
+// bare local parts for local deliveries).
+func (nl *noticeLines) headerRecipients(valid []string, byAddr map[string]*occ) []*occ {
+	var chosen []*occ
+	for _, f := range valid {
+		k := strings.ToLower(f)
+		o := byAddr[k]
+		if o == nil {
+			local := k
+			if at := strings.LastIndexByte(k, '@'); at >= 0 {
+				local = k[:at]
+			}
+			o = &occ{}
+			for i, line := range nl.lines {
+				t := strings.ToLower(strings.TrimSpace(line))
+				if t == local || strings.HasPrefix(t, local+" ") || strings.HasPrefix(t, local+":") || strings.HasPrefix(t, "<"+local+">") {
+					o.lines = []int{i}
+					break
 				}
 			}
-			chosen = append(chosen, &occ{addr: f, lines: o.lines})
 		}
-		order = chosen
-	case len(strong) > 0:
-		order = strong
-	default:
-		order = weak
+		chosen = append(chosen, &occ{addr: f, lines: o.lines})
 	}
-	if len(order) == 0 {
-		return nil
-	}
+	return chosen
+}
 
-	// Each recipient's block: its line and the lines that follow it up to
-	// a blank line or the next recipient (Exim, qmail, Exchange indent the
-	// reason under the address). Then every other error line, tied to the
-	// recipient named on it, else to the one whose domain it names, else
-	// to the nearest recipient named before it.
+// recipientBlocks gives each recipient its block: its line and the lines
+// that follow it up to a blank line or the next recipient (Exim, qmail,
+// Exchange indent the reason under the address). It returns the
+// recipients, the line each is first named on (-1 for none), and which
+// lines are in some block.
+func (nl *noticeLines) recipientBlocks(order []*occ) ([]textRecipient, []int, []bool) {
+	lines := nl.lines
 	firstLine := make([]int, len(order))
+	out := make([]textRecipient, len(order))
+	all := make([]string, len(order)) // lower case, for matching
 	for i, o := range order {
 		firstLine[i] = -1
 		if len(o.lines) > 0 {
 			firstLine[i] = o.lines[0]
 		}
-	}
-	nextStart := func(li int) int {
-		n := len(lines)
-		for _, fl := range firstLine {
-			if fl > li && fl < n {
-				n = fl
-			}
-		}
-		return n
-	}
-	out := make([]textRecipient, len(order))
-	all := make([]string, len(order)) // lower case, for matching
-	for i, o := range order {
 		out[i].addr = o.addr
 		all[i] = strings.ToLower(o.addr)
 	}
@@ -551,7 +570,7 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		if fl < 0 {
 			continue
 		}
-		end := nextStart(fl)
+		end := nextStart(firstLine, fl, len(lines))
 		out[i].segment = strings.Join(lines[fl:end], "\n")
 		first := strings.TrimSpace(lines[fl])
 		indent := len(lines[fl]) - len(strings.TrimLeft(lines[fl], " \t"))
@@ -572,73 +591,69 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 					break
 				}
 			}
-			if plate[li] {
+			if nl.plate[li] {
 				continue
 			}
 			inBlock[li] = true
 			out[i].lines = append(out[i].lines, t)
-			out[i].explained = out[i].explained || errLine[li]
+			out[i].explained = out[i].explained || nl.errLine[li]
 		}
 	}
-	// First the lines that name their recipient (or its domain), then the
-	// rest by proximity, only for recipients no line named yet: a
-	// recipient's own line outranks its neighbours'.
-	var shared []string
+	return out, firstLine, inBlock
+}
+
+// nextStart returns the first line after li on which a recipient is first
+// named, or n.
+func nextStart(firstLine []int, li, n int) int {
+	next := n
+	for _, fl := range firstLine {
+		if fl > li && fl < next {
+			next = fl
+		}
+	}
+	return next
+}
+
+// tieErrorLines gives the error lines outside every block to recipients:
+// first the lines that name their recipient (or its domain), then the rest
+// by proximity, only to recipients no line named yet, since a recipient's
+// own line outranks its neighbours'. It returns the lines that belong to
+// nobody.
+func (nl *noticeLines) tieErrorLines(out []textRecipient, firstLine []int, inBlock []bool) []string {
+	all := make([]string, len(out))
 	named := make([]bool, len(out))
 	for i := range out {
+		all[i] = strings.ToLower(out[i].addr)
 		named[i] = out[i].explained
 	}
-	owners := make([]int, len(lines))
-	for li, line := range lines {
+	owners := make([]int, len(nl.lines))
+	for li, line := range nl.lines {
 		owners[li] = -2
-		t := strings.TrimSpace(line)
-		if inBlock[li] || !errLine[li] {
+		if inBlock[li] || !nl.errLine[li] {
 			continue
 		}
-		owner := -1
-		for i, a := range all {
-			if a != "" && containsFold(t, a) {
-				owner = i
-				break
-			}
-		}
-		if owner < 0 {
-			owner = domainOwner(t, all)
-		}
-		owners[li] = owner
-		if owner >= 0 {
-			named[owner] = true
+		owners[li] = namedOwner(strings.TrimSpace(line), all)
+		if owners[li] >= 0 {
+			named[owners[li]] = true
 		}
 	}
-	for li, line := range lines {
+	var shared []string
+	for li, line := range nl.lines {
 		owner := owners[li]
 		if owner == -2 {
 			continue
 		}
-		t := strings.TrimSpace(line)
 		if owner < 0 {
-			// Sendmail writes the detail first and the summary naming the
-			// recipient right after it ("mail.local: unknown user: x" then
-			// "554 <x@example.org>... Service unavailable").
-			for j := li + 1; j < len(lines) && j <= li+3 && errLine[j]; j++ {
-				if owners[j] >= 0 {
-					owner = owners[j]
-					break
-				}
-			}
+			owner = nl.summaryOwner(owners, li)
 		}
 		if owner < 0 {
-			best := -1
-			for i, fl := range firstLine {
-				if fl >= 0 && fl <= li && (best < 0 || fl > firstLine[best]) {
-					best = i
-				}
-			}
+			best := nearestBefore(firstLine, li)
 			if best >= 0 && named[best] {
 				continue
 			}
 			owner = best
 		}
+		t := strings.TrimSpace(line)
 		if owner < 0 {
 			shared = append(shared, t)
 			continue
@@ -646,20 +661,59 @@ func noticeRecipients(notice string, failed []string, exclude map[string]bool) [
 		out[owner].lines = append(out[owner].lines, t)
 		out[owner].explained = true
 	}
-	for i := range out {
-		explained := out[i].explained
-		if !explained {
-			out[i].lines = append(out[i].lines, shared...)
-		}
-		if !explained && len(shared) == 0 && out[i].segment != "" {
-			// Nothing said why: keep what the notice says after the
-			// address, for people to read.
-			for _, l := range strings.Split(out[i].segment, "\n")[1:] {
-				if t := strings.TrimSpace(l); t != "" && !boilerplate(t) && len(out[i].lines) < 8 {
-					out[i].lines = append(out[i].lines, t)
-				}
-			}
+	return shared
+}
+
+// namedOwner returns the recipient a line names, by address or else by
+// domain, or -1.
+func namedOwner(t string, all []string) int {
+	for i, a := range all {
+		if a != "" && containsFold(t, a) {
+			return i
 		}
 	}
-	return out
+	return domainOwner(t, all)
+}
+
+// summaryOwner finds the owner of an error line from the summary that
+// follows it: Sendmail writes the detail first and the summary naming the
+// recipient right after it ("mail.local: unknown user: x" then "554
+// <x@example.org>... Service unavailable").
+func (nl *noticeLines) summaryOwner(owners []int, li int) int {
+	for j := li + 1; j < len(nl.lines) && j <= li+3 && nl.errLine[j]; j++ {
+		if owners[j] >= 0 {
+			return owners[j]
+		}
+	}
+	return -1
+}
+
+// nearestBefore returns the recipient first named nearest before line li,
+// or -1.
+func nearestBefore(firstLine []int, li int) int {
+	best := -1
+	for i, fl := range firstLine {
+		if fl >= 0 && fl <= li && (best < 0 || fl > firstLine[best]) {
+			best = i
+		}
+	}
+	return best
+}
+
+// fillUnexplained gives a recipient that no line explains the lines that
+// belong to nobody, or, when there are none, what the notice says after
+// its address, for people to read.
+func (tr *textRecipient) fillUnexplained(shared []string) {
+	if tr.explained {
+		return
+	}
+	tr.lines = append(tr.lines, shared...)
+	if len(shared) > 0 || tr.segment == "" {
+		return
+	}
+	for _, l := range strings.Split(tr.segment, "\n")[1:] {
+		if t := strings.TrimSpace(l); t != "" && !boilerplate(t) && len(tr.lines) < 8 {
+			tr.lines = append(tr.lines, t)
+		}
+	}
 }
