@@ -243,6 +243,9 @@ func recipientLine(line string, s addrSpan) bool {
 	pre = strings.TrimSuffix(pre, "<")
 	pre = strings.TrimSuffix(pre, "\"")
 	pre = strings.TrimSuffix(pre, "'")
+	if pre != "" && hasAnySuffixFold(strings.TrimRight(pre, " \t"), deliveryTo) {
+		return true // "Your message to <x@y> could not be delivered."
+	}
 	if pre != "" {
 		if !hasSuffixFold(pre, "rcpt to:") && !hasSuffixFold(pre, "recipient:") &&
 			!hasSuffixFold(pre, "delivered to:") && !hasSuffixFold(pre, "address:") {
@@ -256,6 +259,20 @@ func recipientLine(line string, s addrSpan) bool {
 	}
 	return post == "" || post[0] == ':' || post[0] == '(' || post[0] == ',' ||
 		post[0] == '.' && (len(strings.TrimSpace(post)) == 1 || strings.HasPrefix(post, "..."))
+}
+
+// deliveryTo are the words a notice writes before the recipient its
+// message could not reach.
+var deliveryTo = []string{"your message to", "delivery to", "could not be delivered to",
+	"could not deliver to", "unable to deliver to", "undeliverable to", "failed to deliver to"}
+
+func hasAnySuffixFold(s string, suffixes []string) bool {
+	for _, x := range suffixes {
+		if hasSuffixFold(s, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // skipCodes removes a leading reply code and enhanced status code, as in
@@ -435,6 +452,10 @@ type occ struct {
 	addr   string
 	lines  []int
 	strong bool
+	cued   bool // named by a notice's own "your message to <x>"
+	// replyOnly: every line naming it starts with a reply code: the
+	// server's reply speaks of it.
+	replyOnly bool
 }
 
 // occurrences groups the spans by address (ignoring case), in the order
@@ -449,18 +470,95 @@ func (nl *noticeLines) occurrences(spans []addrSpan) ([]*occ, map[string]*occ) {
 		}
 		o := byAddr[k]
 		if o == nil {
-			o = &occ{addr: s.addr}
+			o = &occ{addr: s.addr, replyOnly: true}
 			byAddr[k] = o
 			order = append(order, o)
 		}
+		line := nl.lines[s.line]
+		o.cued = o.cued || hasAnySuffixFold(strings.TrimRight(strings.TrimSuffix(strings.TrimRight(line[:s.start], " \t"), "<"), " \t"), deliveryTo)
+		o.replyOnly = o.replyOnly && replyLine(line)
 		if len(o.lines) == 0 || o.lines[len(o.lines)-1] != s.line {
 			o.lines = append(o.lines, s.line)
 		}
-		if recipientLine(nl.lines[s.line], s) {
+		if recipientLine(nl.lines[s.line], s) && !nl.continuation(s.line) {
 			o.strong = true
 		}
 	}
 	return order, byAddr
+}
+
+// replyLine reports whether a line is a server's reply: it starts with a
+// reply code.
+func replyLine(line string) bool {
+	t := strings.TrimLeft(line, " \t")
+	return skipCodes(t) != t
+}
+
+// dropReplied leaves out of the recipients the addresses that only a
+// server's reply names ("550 5.1.0 <s@example.com> sender rejected") when
+// the notice itself names the recipient: a heading the reply stands under
+// ("<x@y>:" then the reply) or "Your message to <x@y> could not be
+// delivered". The reply speaks of whatever address it refused, which may
+// be our sender's.
+func (nl *noticeLines) dropReplied(strong []*occ) []*occ {
+	cued := false
+	for _, o := range strong {
+		cued = cued || o.cued && !o.replyOnly
+	}
+	kept := strong[:0:0]
+	for _, o := range strong {
+		if o.replyOnly && !o.cued && (cued || nl.underHeading(o, strong)) {
+			continue
+		}
+		kept = append(kept, o)
+	}
+	if len(kept) == 0 {
+		return strong
+	}
+	return kept
+}
+
+// underHeading reports whether the first line naming o stands in a
+// paragraph that begins with another recipient's own line.
+func (nl *noticeLines) underHeading(o *occ, strong []*occ) bool {
+	if len(o.lines) == 0 {
+		return false
+	}
+	start := o.lines[0]
+	for start > 0 && strings.TrimSpace(nl.lines[start-1]) != "" {
+		start--
+	}
+	if start == o.lines[0] {
+		return false
+	}
+	for _, h := range strong {
+		if h != o && !h.replyOnly && len(h.lines) > 0 && h.lines[0] == start {
+			return true
+		}
+	}
+	return false
+}
+
+// continuation reports whether line li continues the paragraph above it:
+// it is indented deeper than the line its paragraph began with, as Postfix
+// folds a long reply ("<x@y>: host ... said: 550 5.1.0\n    <s@z> sender
+// rejected"). An address there is inside that reply, not a recipient's
+// own line. Exim's list (recipients indented two spaces, reasons four)
+// keeps its recipients: each is as shallow as its paragraph's first line.
+func (nl *noticeLines) continuation(li int) bool {
+	depth := indent(nl.lines[li])
+	if depth == 0 {
+		return false
+	}
+	start := li
+	for start > 0 && strings.TrimSpace(nl.lines[start-1]) != "" {
+		start--
+	}
+	return start < li && indent(nl.lines[start]) < depth
+}
+
+func indent(line string) int {
+	return len(line) - len(strings.TrimLeft(line, " \t"))
 }
 
 // chooseRecipients decides which addresses failed: the headers' list when
@@ -485,6 +583,7 @@ func (nl *noticeLines) chooseRecipients(occs []*occ, byAddr map[string]*occ, fai
 	if len(strong) == 0 {
 		strong = parties
 	}
+	strong = nl.dropReplied(strong)
 	var valid []string
 	for _, f := range failed {
 		if strings.Contains(f, "@") && !strings.ContainsAny(f, "|/ ") {
