@@ -38,6 +38,7 @@ var phraseRules = []phraseRule{
 		"mailbox has exceeded", "mailbox exceeded", "storage quota", "full mailbox", "mailbox size limit",
 		"insufficient disk space", "out of storage", "no space left on the mailbox", "box is full",
 		"is over its quota", "exceeded their quota", "over their quota", "mailbox size exceeded",
+		"mailbox exceeds allowed size", "mailbox exceeds its size",
 	}},
 	{MessageTooLarge, []string{
 		"message too large", "message is too large", "message too big", "message is too big",
@@ -54,6 +55,10 @@ var phraseRules = []phraseRule{
 		"recipient preferences", "recipient's preferences", "recipient preference",
 		"blocked by the recipient", "blocked by recipient", "recipient has blocked",
 		"recipient's filter", "recipient filter", "recipient's spam filter", "recipient's rules",
+		// A mailing list refusing our post: the list exists and chose not
+		// to take it; nothing about the address.
+		"not a member of", "non-members are not allowed", "not allowed to post", "do not have permission to post",
+		"posting is restricted", "closed list", "only members can post", "posting to this list is restricted",
 		"header error", "multiple addresses in from", "duplicate header*", "not rfc 5322", "rfc 5322",
 		"rfc5322", "rfc 2822", "rfc2822", "not compliant", "host network not allowed",
 		"starttls", "tls required", "tls is required", "encryption required", "must issue a starttls",
