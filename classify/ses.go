@@ -110,11 +110,10 @@ func (m *message) fromSES(rep *Report) bool {
 				r.Diagnostic = "Amazon SES: " + sesSubTypeWords[b.BounceSubType] + " (" + b.BounceSubType + ")"
 			}
 			if sesSuppressionList[b.BounceSubType] {
-				// SES's own verdict: decided here, not by the words.
-				r.Category, r.Severity, r.Rule = Unknown, Hard, "suppression_list:ses:"+b.BounceSubType
-				if r.Diagnostic == "" {
-					r.Diagnostic = "Amazon SES did not send: the address is on its suppression list (" + b.BounceSubType + ")"
-				}
+				// SES's own verdict, said in the words the decision table's
+				// suppression_list row reads, ahead of any reply it quotes.
+				r.Diagnostic = strings.TrimSuffix("Amazon SES did not send: the address is on its suppression list ("+
+					b.BounceSubType+"); "+r.Diagnostic, "; ")
 			}
 			rep.Recipients = append(rep.Recipients, r)
 		}
