@@ -210,3 +210,20 @@ func TestDSNWarningWithoutAction(t *testing.T) {
 		}
 	}
 }
+
+// A notice in another language, with no reply code, is read by its
+// subject and words like an English one.
+func TestForeignNoticeDetected(t *testing.T) {
+	for _, tc := range []struct{ subject, body string }{
+		{"Non remis : Nouvelles de décembre", "Votre message n'a pas pu être remis à <marie@exemple.fr>.\n\nmarie@exemple.fr : utilisateur inconnu\n"},
+		{"Nicht zustellbar: Dezember-Neuigkeiten", "Ihre Nachricht konnte nicht zugestellt werden.\n\n<jonas@beispiel.de>: Benutzer unbekannt\n"},
+		{"Non recapitabile: novità", "Il messaggio non è stato possibile recapitare a:\n\n<luca@esempio.it>: utente sconosciuto\n"},
+	} {
+		raw := "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@lists.example.com\r\nSubject: " + tc.subject +
+			"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(tc.body, "\n", "\r\n")
+		rep := classifyString(t, raw)
+		if !rep.Bounce() || len(rep.Recipients) != 1 || rep.Recipients[0].Category != MailboxUnknown {
+			t.Errorf("%q: kind %s, recipients %+v; want one mailbox_unknown", tc.subject, rep.Kind, rep.Recipients)
+		}
+	}
+}

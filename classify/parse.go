@@ -800,6 +800,11 @@ var bounceSubjects = []string{
 	"delivery report", "message status", "email returned", "returned email", "unable to deliver",
 	"delivery has failed", "failed to deliver", "undelivered", "failed mail", "mail failure", "returned message",
 	"not deliverable", "nondelivery", "message status - undeliverable",
+	// Other languages' notices (their subjects, lower-cased).
+	"non remis", "non distribuable", "échec de la remise", "echec de la remise", "impossible de remettre",
+	"nicht zustellbar", "zustellung fehlgeschlagen", "non recapitabile", "mancato recapito",
+	"no se puede entregar", "no entregado", "não entregue", "nao entregue", "não foi possível entregar",
+	"недоставленное сообщение", "не доставлено", "配信不能", "配送不能", "未配達", "系统退信", "退信", "投递失败",
 }
 
 // bounceMarkers are phrases of the bodies of delivery failure notices.
@@ -815,6 +820,11 @@ var bounceMarkers = []string{
 	// A mailing list refusing a post: the post failed, the address did not.
 	"has been rejected", "not a member of", "non-members are not allowed", "not allowed to post",
 	"do not have permission to post", "posting is restricted", "closed list",
+	// Other languages' notices.
+	"konnte nicht zugestellt werden", "nicht zugestellt", "n'a pas pu être remis", "n'a pas pu etre remis",
+	"no se pudo entregar", "no ha podido ser entregado", "non è stato possibile recapitare", "non e' stato possibile recapitare",
+	"não pôde ser entregue", "nao pode ser entregue", "не может быть доставлено", "не удалось доставить",
+	"配信できませんでした", "届けることができませんでした", "无法投递", "投递失败", "退信",
 }
 
 var bounceMarkerMatcher = newMatcher([]phraseRule{{"", bounceMarkers}})
