@@ -310,7 +310,19 @@ func (t *Token) Check(f Fields) error {
 	if f.Campaign != "" && !t.MatchCampaign(f.Campaign) {
 		errs = append(errs, ErrWrongCampaign)
 	}
-	return errors.Join(errs...)
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	// One line, unlike errors.Join, and errors.Is still finds each.
+	format := strings.TrimSuffix(strings.Repeat("%w; ", len(errs)), "; ")
+	args := make([]any, len(errs))
+	for i, e := range errs {
+		args[i] = e
+	}
+	return fmt.Errorf(format, args...)
 }
 
 // MatchRecipient reports whether the token was issued for address (after
