@@ -87,6 +87,15 @@ func hostASCII(domain string) (string, error) {
 	return strings.ToLower(a), nil
 }
 
+// sameDomain compares domains without regard to case, a final dot or IDNA
+// form (RFC 5891): a mailbox may report münchen.example as
+// xn--mnchen-3ya.example.
+func sameDomain(a, b string) bool {
+	_, a, _ = strings.Cut(normalizeAddress("x@"+a), "@")
+	_, b, _ = strings.Cut(normalizeAddress("x@"+b), "@")
+	return a == b
+}
+
 // isDotAtom reports whether s is an ASCII dot-atom (RFC 5322 §3.2.3): atext
 // runs separated by single dots.
 func isDotAtom(s string) bool {

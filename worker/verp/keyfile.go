@@ -5,7 +5,8 @@ import (
 	"os"
 )
 
-// Environment variables read by LoadKeys and LoadCodec.
+// The environment variables LoadKeys and LoadCodec read: the keys inline or
+// in a file, and the return path's domain, local part and separator.
 const (
 	EnvKeys     = "BOUNCER_VERP_KEYS"      // id:base64secret,... (first signs)
 	EnvKeysFile = "BOUNCER_VERP_KEYS_FILE" // one id:base64secret per line

@@ -105,17 +105,22 @@ var (
 	ErrWrongCampaign = errors.New("VERP token issued for another campaign")
 )
 
+// TokenLen is the length of every token in characters: 30 bytes in base32.
+const TokenLen = 48
+
+// DefaultLocal and DefaultSep make the default return path
+// bounces+TOKEN@DOMAIN.
+const (
+	DefaultLocal = "bounces"
+	DefaultSep   = "+"
+)
+
 const (
 	version   = 1
 	rawLen    = 30
-	TokenLen  = 48 // characters of an encoded token: 30 bytes in base32
-	maxLocal  = 64 // RFC 5321 §4.5.3.1.1
-	maxPath   = 254
 	tagOffset = 20
-	// DefaultLocal and DefaultSep make the default return path
-	// bounces+TOKEN@DOMAIN.
-	DefaultLocal = "bounces"
-	DefaultSep   = "+"
+	maxLocal  = 64  // octets of a local part, RFC 5321 §4.5.3.1.1
+	maxPath   = 254 // octets of an address: a 256-octet path (§4.5.3.1.3) less its brackets
 )
 
 // epoch is day 0 of the issue day; a uint16 of days runs to 2199.
@@ -250,7 +255,7 @@ func (c Codec) Decode(address string) (*Token, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: want %s%sTOKEN@DOMAIN", ErrNotVERP, c.local(), c.sep())
 	}
-	if c.Domain != "" && !strings.EqualFold(strings.TrimSuffix(domain, "."), strings.TrimSuffix(c.Domain, ".")) {
+	if c.Domain != "" && !sameDomain(domain, c.Domain) {
 		return nil, fmt.Errorf("%w: the domain is not %s", ErrNotVERP, c.Domain)
 	}
 	prefix := asciiLower(c.local() + c.sep())

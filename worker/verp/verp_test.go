@@ -275,6 +275,14 @@ func TestDecodeErrors(t *testing.T) {
 			t.Errorf("Decode(%q) = %v, want %v", tc.addr, err, tc.want)
 		}
 	}
+	idn := verp.Codec{Keys: c.Keys, Domain: "Bounces.München.example."}
+	addr, err := idn.Encode(verp.Fields{Recipient: "a@example.org"}, day)
+	if err != nil || !strings.HasSuffix(addr, "@bounces.xn--mnchen-3ya.example") {
+		t.Errorf("Encode at an IDN domain = %q, %v; want the ASCII form of the domain", addr, err)
+	}
+	if _, err := idn.Decode(addr); err != nil {
+		t.Errorf("Decode(%q) with Domain %q = %v, want nil", addr, idn.Domain, err)
+	}
 	// Without a domain, any domain is accepted (one mailbox, several domains).
 	c.Domain = ""
 	if _, err := c.Decode("bounces+" + tok + "@Other.Example.COM"); err != nil {
