@@ -378,3 +378,20 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Errorf("Keys.String() = %q, want %q", got, want)
 	}
 }
+
+// What a verification costs the worker per bounce: three HMACs and a
+// base32 decode.
+func BenchmarkVerify(b *testing.B) {
+	c := codec(b, "k2:"+secret2+",k1:"+secret1)
+	f := verp.Fields{Recipient: "ana@mail.example.net", List: "news", Campaign: "c-2026-12"}
+	addr, err := c.Encode(f, day)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Verify(addr, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
