@@ -180,8 +180,8 @@ func (c Codec) Validate() error {
 		return fmt.Errorf("%w: separator %q: want 1-4 characters such as + or -, not letters or digits", ErrConfig, sep)
 	}
 	if n := len(local) + len(sep) + TokenLen; n > maxLocal {
-		return fmt.Errorf("%w: local part %q and separator %q leave %d octets for the %d-character token: a local part has at most %d (RFC 5321 §4.5.3.1.1)",
-			ErrConfig, local, sep, maxLocal-len(local)-len(sep), TokenLen, maxLocal)
+		return fmt.Errorf("%w: local part %q and separator %q take %d octets, and with the %d-character token %d: a local part has at most %d (RFC 5321 §4.5.3.1.1)",
+			ErrConfig, local, sep, len(local)+len(sep), TokenLen, n, maxLocal)
 	}
 	return nil
 }

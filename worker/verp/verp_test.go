@@ -314,7 +314,7 @@ func TestEncodeErrors(t *testing.T) {
 		{"no domain", verp.Codec{Keys: mustKeys(t, "k:"+secret1)}, ok, day, "no domain"},
 		{"bad domain", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "bad domain!"}, ok, day, `domain "bad domain!" is not a host name`},
 		{"no keys", verp.Codec{Domain: "bounces.example.com"}, ok, day, "no VERP keys"},
-		{"local too long", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "x.example", Local: "bounces-and-more"}, ok, day, "leave 47 octets"},
+		{"local too long", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "x.example", Local: "bounces-and-more"}, ok, day, "take 17 octets, and with the 48-character token 65"},
 		{"bad local", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "x.example", Local: "a..b"}, ok, day, "not a dot-atom"},
 		{"alnum sep", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "x.example", Sep: "x"}, ok, day, `separator "x"`},
 		{"space sep", verp.Codec{Keys: mustKeys(t, "k:"+secret1), Domain: "x.example", Sep: " "}, ok, day, `separator " "`},
