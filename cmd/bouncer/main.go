@@ -45,6 +45,7 @@ var commands = map[string]command{
 	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},
 	"demo":   {"the whole pipeline on sample bounces, embedded servers and the local Postgres", runDemo},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
+	"verp":   {"build or check a signed return path (encode|decode)", runVERP},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2,
