@@ -44,6 +44,8 @@ var commands = map[string]command{
 	"run":    {"work the bounce mailboxes (IMAP IDLE -> Postgres -> NATS)", runRun},
 	"demo":   {"the whole pipeline on sample bounces, embedded servers and the local Postgres", runDemo},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
+
+	"version": {"print the version, the commit it was built from and the Go version", runVersion},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2,
