@@ -40,26 +40,32 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fl.SetOutput(e.stderr)
 	fl.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: bouncer demo")
+		fmt.Fprintln(e.stderr, "usage: bouncer demo [--log-json]")
 		fmt.Fprintln(e.stderr, "Runs the whole pipeline on sample bounces: an in-memory IMAP server, NATS JetStream (embedded")
 		fmt.Fprintln(e.stderr, "unless $NATS_URL), PostgreSQL from $DATABASE_URL (default: database "+demoDatabase+" on the local")
 		fmt.Fprintln(e.stderr, "server). Prints a summary, then keeps watching the mailbox until Ctrl-C.")
 		fl.PrintDefaults()
 	}
+	logJSON := fl.Bool("log-json", false, "log as JSON lines (default: plain text), to stderr either way")
 	if help, err := parseFlags(fl, args); help || err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
-		fl.Usage()
-		return fmt.Errorf("%w: demo takes no arguments", errUsage)
+		return fmt.Errorf("%w: demo takes no arguments, got %q", errUsage, fl.Arg(0))
 	}
 	// The demo talks on stdout; its log is for trouble.
 	logLevel := cmp.Or(e.getenv("BOUNCER_LOG_LEVEL"), "warn")
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, logLevel) {
-		return fmt.Errorf("%w: BOUNCER_LOG_LEVEL=%q: want debug, info, warn or error", errUsage, logLevel)
+		return fmt.Errorf("%w: demo: BOUNCER_LOG_LEVEL=%q (want debug, info, warn or error)", errUsage, logLevel)
 	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	// A person reads the demo's stdout: its log (on stderr, which a
+	// terminal shows in between) is plain text unless JSON is asked for.
+	var handler slog.Handler = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	if *logJSON {
+		handler = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
 	policy, err := store.PolicyFromEnv(e.getenv)
 	if err != nil {
 		return fmt.Errorf("%w: demo: %v", errUsage, err)

@@ -58,26 +58,23 @@ func main() {
 	err := run(ctx, e, os.Args[1:])
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bouncer:", err)
-		if errors.Is(err, errUsage) || errors.Is(err, errCheckFailed) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "bouncer:", errorLine(err))
 	}
+	os.Exit(exitStatus(err))
 }
 
 func run(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stdout)
 		if len(args) == 0 {
+			usage(e.stderr)
 			return fmt.Errorf("%w: no command given", errUsage)
 		}
+		usage(e.stdout)
 		return nil
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		usage(e.stderr)
-		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		return fmt.Errorf("%w: unknown command %q (see bouncer help)", errUsage, args[0])
 	}
 	return c.run(ctx, e, args[1:])
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,14 +28,10 @@ func runParse(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "Classifies each message; directories are walked, - reads one message from stdin.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if fl.NArg() == 0 {
-		fl.Usage()
 		return fmt.Errorf("%w: parse needs at least one FILE, DIR or -", errUsage)
 	}
 	if *workers < 1 {

@@ -24,7 +24,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	tuneGC(e.getenv)
 	cfg := worker.DefaultConfig()
 	if err := cfg.FromEnv(e.getenv); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}
 	fl := flag.NewFlagSet("run", flag.ContinueOnError)
 	fl.SetOutput(e.stderr)
@@ -42,17 +42,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "Works the bounce mailboxes: IMAP IDLE -> classify -> Postgres -> NATS. Environment: see README.md.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if *imapURLs != "" {
 		cfg.IMAPURLs = worker.SplitList(*imapURLs)
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}
 	policy, err := store.PolicyFromEnv(e.getenv)
 	if err != nil {
