@@ -12,6 +12,11 @@ import (
 // `go install …@v1.2.3` gives the module version, a build in a checkout
 // gives "(devel)" with the commit, and "+modified" when the tree was dirty.
 func runVersion(_ context.Context, e *env, args []string) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(e.stdout, "usage: bouncer version")
+		fmt.Fprintln(e.stdout, "Prints the module version, the VCS commit (+modified for a dirty tree) and the Go version of this binary.")
+		return nil
+	}
 	if len(args) > 0 {
 		return fmt.Errorf("%w: version takes no arguments, got %q", errUsage, args[0])
 	}
