@@ -140,6 +140,11 @@ var fixtureDirs = []string{
 	filepath.Join("..", "cmd", "bouncer", "internal", "demo", "samples"),
 }
 
+// serverAltered are fixtures an IMAP server stores other than APPENDed
+// (bare CR line ends; no header at all), so that their hash as stored
+// differs from the one the tests expect: the classifier's tests keep them.
+var serverAltered = map[string]bool{"hostile-cr-only.eml": true, "hostile-no-header.eml": true}
+
 // fixtureCopies is how many distinct copies of each fixture the tests
 // APPEND (each made unique by a header): about 400 messages, so that the
 // fault tests' faults land while batches of 10 are still under way.
@@ -163,7 +168,11 @@ func loadCorpus(t testing.TB) []corpusMsg {
 				fixturesErr = err
 				return
 			}
-			files = append(files, fs...)
+			for _, f := range fs {
+				if !serverAltered[filepath.Base(f)] {
+					files = append(files, f)
+				}
+			}
 		}
 		fixtures, fixturesErr = readMessages(files, fixtureCopies)
 	})
@@ -315,12 +324,14 @@ type expectation struct {
 	folders map[string]map[[32]byte]int // folder -> hash -> count ("" is the bounce folder)
 	unique  map[[32]byte]bool           // every distinct message
 	bounces map[[32]byte]bool           // distinct messages that are not not_bounce
+	names   map[[32]byte]string         // a file name for each message, for failure messages
 }
 
 func expect(msgs []corpusMsg, copies int) expectation {
 	e := expectation{folders: map[string]map[[32]byte]int{"": {}, "Processed": {}, "Quarantine": {}},
-		unique: map[[32]byte]bool{}, bounces: map[[32]byte]bool{}}
+		unique: map[[32]byte]bool{}, bounces: map[[32]byte]bool{}, names: map[[32]byte]string{}}
 	for _, m := range msgs {
+		e.names[m.Sum] = filepath.Base(m.Name)
 		n := 1
 		if m.Dest != "" {
 			n = copies
@@ -388,6 +399,11 @@ func waitFolders(t testing.TB, c *imapclient.Client, inbox string, e expectation
 		for f, want := range e.folders {
 			if !sameCounts(got[f], want) {
 				ok = false
+				for sum, n := range want {
+					if got[f][sum] != n {
+						state = append(state, fmt.Sprintf("%q holds %s %d times, want %d", f, e.names[sum], got[f][sum], n))
+					}
+				}
 			}
 			state = append(state, fmt.Sprintf("%q: %d/%d", f, total(got[f]), total(want)))
 		}
