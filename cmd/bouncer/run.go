@@ -98,24 +98,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		w.Routes(mux)
 		explain.New(classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}), db,
 			explain.Options{Token: token, Logger: log}).Register(mux)
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("run: http: %w", err)
+		if err := serveHTTP(ctx, g, cfg.HTTPAddr, mux, log); err != nil {
+			return err
 		}
-		log.Info("http listening", "addr", ln.Addr().String())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("run: http: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
 	}
 	pol := db.Policy()
 	log.Info("bouncer running", "mailboxes", len(cfg.Mailboxes), "owner", cfg.Owner,
@@ -124,6 +109,30 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
+}
+
+// serveHTTP serves mux on addr in g, and shuts the server down when ctx
+// ends.
+func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, mux *http.ServeMux, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("run: http: %w", err)
+	}
+	log.Info("http listening", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("run: http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
 }
 
 // openStore migrates (when asked) and opens the database, waiting with
