@@ -217,7 +217,7 @@ func TestHelperWorker(t *testing.T) {
 	if os.Getenv("BOUNCER_HELPER_WORKER") != "1" {
 		return
 	}
-	cfg := DefaultConfig()
+	cfg := testCfg{Config: DefaultConfig(), DatabaseURL: os.Getenv("DATABASE_URL"), NATSURL: os.Getenv("NATS_URL")}
 	if err := cfg.FromEnv(os.Getenv); err != nil {
 		t.Fatal(err)
 	}

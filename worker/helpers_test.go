@@ -25,13 +25,18 @@ import (
 	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
+// testCfg is a worker's Config with where its database and NATS are,
+// which the test opens for it as cmd/bouncer does.
+type testCfg struct {
+	Config
+	DatabaseURL, NATSURL string
+}
+
 // testConfig is a configuration with short timers for tests.
-func testConfig(t testing.TB, dbURL, natsURL string, imapURLs ...string) Config {
+func testConfig(t testing.TB, dbURL, natsURL string, imapURLs ...string) testCfg {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := testCfg{Config: DefaultConfig(), DatabaseURL: dbURL, NATSURL: natsURL}
 	cfg.IMAPURLs = imapURLs
-	cfg.DatabaseURL = dbURL
-	cfg.NATSURL = natsURL
 	cfg.BackoffMin = 100 * time.Millisecond
 	cfg.BackoffMax = time.Second
 	cfg.LeaseTTL = 3 * time.Second
@@ -69,7 +74,7 @@ func (l *tlog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func startWorker(t testing.TB, cfg Config) *testWorker {
+func startWorker(t testing.TB, cfg testCfg) *testWorker {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -89,7 +94,7 @@ func startWorker(t testing.TB, cfg Config) *testWorker {
 		out = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("owner", cfg.Owner[len(cfg.Owner)-4:])
-	w, err := New(cfg, db, nc, log)
+	w, err := New(cfg.Config, db, nc, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"run", "--imap", "notaurl"}, nil, 2, []string{`run: imap url "notaurl": scheme must be imap or imaps (want imap[s]://USER@HOST[:PORT]/MAILBOX)`}},
 		{[]string{"run", "--imap", imapOK, "--batch-size", "0"}, nil, 2, []string{"run: batch size 0"}},
 		{[]string{"run", "--bogus"}, nil, 2, []string{"run: flag provided but not defined: -bogus"}},
+		{[]string{"run", "--imap", imapOK}, map[string]string{"BOUNCER_LOG_LEVEL": "loud"}, 2, []string{`run: log level "loud" (want debug, info, warn or error)`}},
+		{[]string{"run", "--imap", imapOK, "--database-url", "not a url"}, nil, 2, []string{`run: database URL "not a url" is not a PostgreSQL URL`}},
 
 		{[]string{"inject"}, nil, 2, []string{"inject needs --imap URL and at least one FILE or DIR"}},
 		{[]string{"inject", "--imap", "notaurl", "x.eml"}, nil, 2, []string{`inject: imap url "notaurl": scheme must be imap or imaps`}},

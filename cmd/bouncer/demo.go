@@ -69,10 +69,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	defer closeNATS()
 
 	cfg := worker.DefaultConfig()
-	cfg.DatabaseURL, cfg.NATSURL = dbURL, natsURL
 	cfg.IMAPURLs = []string{im.URL("INBOX", true)}
 	cfg.Owner = fmt.Sprintf("bouncer-demo-%d", os.Getpid())
-	cfg.LogLevel = set.logLevel
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
