@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,25 +32,24 @@ func exitStatus(err error) int {
 	return 1
 }
 
-// packagePrefixes are the prefixes of the packages' errors (their
+// packagePrefix matches the prefixes of the packages' errors (their
 // contract for programs, per the Go convention) that mean nothing to a
-// person at a terminal: errorLine drops them.
-var packagePrefixes = []string{
-	"usage: ", errUsage.Error() + ": ",
-	store.ErrInvalid.Error() + ": ", "store: ",
-	"worker: config: ", "worker: ", "explain: ",
-	errCheckFailed.Error() + ": ",
-}
+// person at a terminal, at the start of a message or of a wrapped part of
+// it: errorLine drops them.
+var packagePrefix = regexp.MustCompile(`(^|: |; )(?:usage|store: invalid argument|store|worker: config|worker|explain|suppressions check failed): `)
 
 // errorLine is err as main prints it: package prefixes dropped, and the
 // lines of a joined error (a configuration's several problems) joined by
 // "; " so that the message stays one line.
 func errorLine(err error) string {
-	msg := err.Error()
-	for _, p := range packagePrefixes {
-		msg = strings.ReplaceAll(msg, p, "")
+	msg := strings.Join(strings.Split(strings.TrimSpace(err.Error()), "\n"), "; ")
+	for {
+		next := packagePrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			return msg
+		}
+		msg = next
 	}
-	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ; ")), " ")
 }
 
 // dbError is an error of the database's, said shortly: a failure to

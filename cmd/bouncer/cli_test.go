@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -112,6 +113,19 @@ func TestCLIHelp(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "bouncer "+name) {
 			t.Errorf("bouncer %s -h printed %q, want its usage", name, out.String())
+		}
+	}
+}
+
+func TestErrorLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"usage: run: worker: config: worker: imap url x: bad", "run: imap url x: bad"},
+		{"suppressions check failed: store: invalid argument: \"x\" is not an email address", `"x" is not an email address`},
+		{"migrate: restore: worker pool: done", "migrate: restore: worker pool: done"},
+		{"run: a\nb", "run: a; b"},
+	} {
+		if got := errorLine(errors.New(tc.in)); got != tc.want {
+			t.Errorf("errorLine(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
