@@ -20,8 +20,10 @@ type EnvVar struct {
 }
 
 // EnvVars lists every environment variable `bouncer run` reads, with its
-// default. The README's table and the compose-file test are checked
-// against it.
+// default: the worker's (FromEnv), the process's (DATABASE_URL, NATS_URL,
+// BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
+// page's and the suppression policy's. The README's table and the
+// compose-file test are checked against it.
 var EnvVars = []EnvVar{
 	{"DATABASE_URL", DefaultDatabaseURL, "Postgres connection URL"},
 	{"NATS_URL", DefaultNATSURL, "NATS server URL(s), comma-separated"},
@@ -102,13 +104,12 @@ const (
 	maintenanceInterval = time.Hour
 )
 
-// Config is everything `bouncer run` is told. Fill it with DefaultConfig,
-// then FromEnv, then flags; then call Validate once.
+// Config is what the worker is told: its mailboxes, batches, timers,
+// lease and stream. Where the database and NATS are, the HTTP address and
+// the log level are the process's settings: cmd/bouncer reads them and
+// hands the worker a pool, a connection and a logger. Fill a Config with
+// DefaultConfig, then FromEnv, then flags; then call Validate once.
 type Config struct {
-	DatabaseURL string
-	NATSURL     string
-	HTTPAddr    string
-
 	// IMAPURLs are the mailbox URLs from BOUNCER_IMAP_URL or flags.
 	IMAPURLs []string
 	// Password and PasswordFile apply to URLs without a password.
@@ -140,8 +141,6 @@ type Config struct {
 	// keeps them.
 	OutboxRetention time.Duration
 
-	LogLevel string
-
 	// Mailboxes is filled by Validate from IMAPURLs and ConfigFile.
 	Mailboxes []Mailbox
 
@@ -161,9 +160,6 @@ type StreamConfig struct {
 // DefaultConfig returns the defaults of EnvVars.
 func DefaultConfig() Config {
 	return Config{
-		DatabaseURL:     DefaultDatabaseURL,
-		NATSURL:         DefaultNATSURL,
-		HTTPAddr:        DefaultHTTPAddr,
 		BatchSize:       DefaultBatchSize,
 		BatchBytes:      DefaultBatchBytes,
 		MaxMessageSize:  DefaultMaxMessageSize,
@@ -175,7 +171,6 @@ func DefaultConfig() Config {
 		BackoffMax:      DefaultBackoffMax,
 		Stream:          StreamConfig{Replicas: 1, Retention: "limits"},
 		OutboxRetention: DefaultOutboxRetention,
-		LogLevel:        "info",
 	}
 }
 
@@ -207,8 +202,6 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 			*dst = d
 		}
 	}
-	str("DATABASE_URL", &c.DatabaseURL)
-	str("NATS_URL", &c.NATSURL)
 	if v := getenv("BOUNCER_IMAP_URL"); v != "" {
 		c.IMAPURLs = SplitList(v)
 	}
@@ -219,7 +212,6 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	str("BOUNCER_IMAP_TOKEN_COMMAND", &c.TokenCommand)
 	str("BOUNCER_IMAP_CA_FILE", &c.CAFile)
 	str("BOUNCER_CONFIG", &c.ConfigFile)
-	str("BOUNCER_HTTP_ADDR", &c.HTTPAddr)
 	num("BOUNCER_BATCH_SIZE", &c.BatchSize)
 	num("BOUNCER_BATCH_BYTES", &c.BatchBytes)
 	num("BOUNCER_MAX_MESSAGE_SIZE", &c.MaxMessageSize)
@@ -240,7 +232,6 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 			c.OutboxRetention = d
 		}
 	}
-	str("BOUNCER_LOG_LEVEL", &c.LogLevel)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("worker: config: %w", err)
 	}
@@ -291,12 +282,6 @@ type FileMailbox struct {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.DatabaseURL == "" {
-		bad("DATABASE_URL is empty")
-	}
-	if c.NATSURL == "" {
-		bad("NATS_URL is empty")
-	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		bad("batch size %d: want 1..10000", c.BatchSize)
 	}
@@ -331,11 +316,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
 		bad("stream replicas %d: want 1..5", c.Stream.Replicas)
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if c.Owner == "" {
 		host, _ := os.Hostname()

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -135,8 +136,7 @@ func TestFaultKillMidBatch(t *testing.T) {
 		pc.QueryRow(ctx, "SELECT count(*) FROM source_messages").Scan(&k)
 		return k >= 30, fmt.Sprint(k)
 	})
-	b := startHelper(t, "b", dbURL, n.URL(), d.URL("INBOX"))
-	time.Sleep(300 * time.Millisecond)
+	b := startHelper(t, "b", dbURL, n.URL(), d.URL("INBOX")) // returns once b stands by
 	a.Process.Kill()
 	killed := time.Now()
 	a.Wait()
@@ -170,6 +170,10 @@ func startHelper(t *testing.T, name, dbURL, natsURL, imapURL string) *exec.Cmd {
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
 	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +181,35 @@ func startHelper(t *testing.T, name, dbURL, natsURL, imapURL string) *exec.Cmd {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	// The child says when its worker is ready (working the mailbox, or
+	// standing by for its lease).
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		found := false
+		for sc.Scan() {
+			if !found && sc.Text() == helperReady {
+				found = true
+				ready <- true
+			}
+		}
+		if !found {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("helper worker %s exited before it was ready", name)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("helper worker %s not ready within 30s", name)
+	}
 	return cmd
 }
+
+// helperReady is the line TestHelperWorker prints once its worker is ready.
+const helperReady = "helper worker ready"
 
 // TestHelperWorker is the child process of startHelper; it does nothing
 // in a normal test run.
@@ -186,12 +217,14 @@ func TestHelperWorker(t *testing.T) {
 	if os.Getenv("BOUNCER_HELPER_WORKER") != "1" {
 		return
 	}
-	cfg := DefaultConfig()
+	cfg := testCfg{Config: DefaultConfig(), DatabaseURL: os.Getenv("DATABASE_URL"), NATSURL: os.Getenv("NATS_URL")}
 	if err := cfg.FromEnv(os.Getenv); err != nil {
 		t.Fatal(err)
 	}
 	cfg.BackoffMin = 100 * time.Millisecond
 	w := startWorker(t, cfg)
+	waitFor(t, 30*time.Second, "worker ready", func() (bool, string) { _, ok := w.w.status.snapshot(); return ok, "" })
+	fmt.Println(helperReady)
 	<-w.done // until killed
 }
 

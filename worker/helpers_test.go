@@ -25,13 +25,18 @@ import (
 	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
+// testCfg is a worker's Config with where its database and NATS are,
+// which the test opens for it as cmd/bouncer does.
+type testCfg struct {
+	Config
+	DatabaseURL, NATSURL string
+}
+
 // testConfig is a configuration with short timers for tests.
-func testConfig(t testing.TB, dbURL, natsURL string, imapURLs ...string) Config {
+func testConfig(t testing.TB, dbURL, natsURL string, imapURLs ...string) testCfg {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := testCfg{Config: DefaultConfig(), DatabaseURL: dbURL, NATSURL: natsURL}
 	cfg.IMAPURLs = imapURLs
-	cfg.DatabaseURL = dbURL
-	cfg.NATSURL = natsURL
 	cfg.BackoffMin = 100 * time.Millisecond
 	cfg.BackoffMax = time.Second
 	cfg.LeaseTTL = 3 * time.Second
@@ -69,7 +74,7 @@ func (l *tlog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func startWorker(t testing.TB, cfg Config) *testWorker {
+func startWorker(t testing.TB, cfg testCfg) *testWorker {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -89,7 +94,7 @@ func startWorker(t testing.TB, cfg Config) *testWorker {
 		out = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("owner", cfg.Owner[len(cfg.Owner)-4:])
-	w, err := New(cfg, db, nc, log)
+	w, err := New(cfg.Config, db, nc, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,45 +127,143 @@ func (tw *testWorker) stop() {
 	})
 }
 
-// corpusMsg is one message of the dev corpus with what the worker is
-// expected to do with it, as the classifier decides today.
+// corpusMsg is one test message with what the worker is expected to do
+// with it, as the classifier decides today.
 type corpusMsg struct {
 	Name string
-	Raw  []byte // as APPENDed (see loadCorpus)
+	Raw  []byte // as APPENDed (see readMessages)
 	Sum  [32]byte
 	Dest string // "Processed", "Quarantine" or "" (left in the inbox)
 	Rep  *classify.Report
 }
 
+// fixtureDirs hold the bounces the project owns: the classifier's golden
+// corpus and the demo's samples. A plain clone has them, so the worker's
+// tests need nothing from outside the repository.
+var fixtureDirs = []string{
+	filepath.Join("..", "classify", "testdata"),
+	filepath.Join("..", "cmd", "bouncer", "internal", "demo", "samples"),
+}
+
+// serverAltered are fixtures an IMAP server stores other than APPENDed
+// (bare CR line ends; no header at all), so that their hash as stored
+// differs from the one the tests expect: the classifier's tests keep them.
+var serverAltered = map[string]bool{"hostile-cr-only.eml": true, "hostile-no-header.eml": true}
+
+// fixtureCopies is how many distinct copies of each fixture the tests
+// APPEND (each made unique by a header): about 400 messages, so that the
+// fault tests' faults land while batches of 10 are still under way.
+const fixtureCopies = 4
+
 var (
-	corpusOnce sync.Once
-	corpus     []corpusMsg
-	corpusErr  error
+	fixturesOnce sync.Once
+	fixtures     []corpusMsg
+	fixturesErr  error
 )
 
-// loadCorpus reads ../shared/corpus/dev/**/*.eml (beside the repository)
-// and classifies each message the way the worker does.
+// loadCorpus returns the project's own fixtures (fixtureDirs), each in
+// fixtureCopies copies, classified the way the worker classifies them.
 func loadCorpus(t testing.TB) []corpusMsg {
 	t.Helper()
-	corpusOnce.Do(func() {
-		dir := os.Getenv("BOUNCER_CORPUS")
-		if dir == "" {
-			dir = filepath.Join("..", "..", "shared", "corpus", "dev")
-		}
+	fixturesOnce.Do(func() {
 		var files []string
-		corpusErr = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".eml") {
-				files = append(files, p)
+		for _, dir := range fixtureDirs {
+			fs, err := emlFiles(dir)
+			if err != nil {
+				fixturesErr = err
+				return
 			}
-			return err
-		})
-		sort.Strings(files)
-		cls := classify.New(classify.Options{MaxSize: DefaultMaxMessageSize})
+			for _, f := range fs {
+				if !serverAltered[filepath.Base(f)] {
+					files = append(files, f)
+				}
+			}
+		}
+		fixtures, fixturesErr = readMessages(files, fixtureCopies)
+	})
+	if fixturesErr != nil {
+		t.Fatalf("test fixtures: %v", fixturesErr)
+	}
+	return fixtures
+}
+
+// haveRealCorpus says whether realCorpusDir would find the corpus.
+func haveRealCorpus() bool {
+	dir := os.Getenv("BOUNCER_CORPUS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "corpus", "dev")
+	}
+	_, err := os.Stat(dir)
+	return err == nil
+}
+
+// realCorpusDir is the real-bounce corpus kept outside the repository:
+// $BOUNCER_CORPUS, or ../shared/corpus/dev beside the clone. It is an
+// extra evaluation: absent, the test is skipped, unless CI is set
+// (.ci/run), where it is required.
+func realCorpusDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("BOUNCER_CORPUS")
+	set := dir != ""
+	if !set {
+		dir = filepath.Join("..", "..", "shared", "corpus", "dev")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if set || os.Getenv("CI") != "" {
+			t.Fatalf("real-bounce corpus: %v (set BOUNCER_CORPUS to its directory)", err)
+		}
+		t.Skipf("real-bounce corpus not found at %s; set BOUNCER_CORPUS to run this test", dir)
+	}
+	return dir
+}
+
+// loadRealCorpus reads every .eml of the real-bounce corpus once each.
+func loadRealCorpus(t testing.TB) []corpusMsg {
+	t.Helper()
+	files, err := emlFiles(realCorpusDir(t))
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no .eml files")
+	}
+	if err != nil {
+		t.Fatalf("real-bounce corpus: %v", err)
+	}
+	msgs, err := readMessages(files, 1)
+	if err != nil {
+		t.Fatalf("real-bounce corpus: %v", err)
+	}
+	return msgs
+}
+
+// emlFiles lists dir/**/*.eml in order.
+func emlFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".eml") {
+			files = append(files, p)
+		}
+		return err
+	})
+	sort.Strings(files)
+	if err == nil && len(files) == 0 {
+		err = fmt.Errorf("no .eml under %s", dir)
+	}
+	return files, err
+}
+
+// readMessages reads files and classifies each as the worker does. With
+// copies > 1 each file gives that many messages, the k-th (k > 0)
+// starting with an X-Test-Copy header so that each has its own hash.
+func readMessages(files []string, copies int) ([]corpusMsg, error) {
+	cls := classify.New(classify.Options{MaxSize: DefaultMaxMessageSize})
+	var out []corpusMsg
+	for k := range copies {
 		for _, f := range files {
 			raw, err := os.ReadFile(f)
 			if err != nil {
-				corpusErr = err
-				return
+				return nil, err
+			}
+			if k > 0 {
+				raw = append([]byte(fmt.Sprintf("X-Test-Copy: %d\n", k)), raw...)
 			}
 			// What the tests APPEND is the form a server stores: CRLF line
 			// ends, and NUL as 0x80 (Dovecot's substitution), so Dovecot
@@ -176,19 +279,13 @@ func loadCorpus(t testing.TB) []corpusMsg {
 			default:
 				m.Rep, m.Dest = rep, "Processed"
 			}
-			corpus = append(corpus, m)
+			out = append(out, m)
 		}
-		if len(corpus) == 0 && corpusErr == nil {
-			corpusErr = fmt.Errorf("no .eml under %s", dir)
-		}
-	})
-	if corpusErr != nil {
-		t.Fatalf("dev corpus: %v (it lives in ../shared/corpus/dev beside the repository; or set BOUNCER_CORPUS)", corpusErr)
 	}
-	return corpus
+	return out, nil
 }
 
-// memCorpus is the corpus without the messages that start with an mbox
+// memCorpus is the fixtures without the messages that start with an mbox
 // "From " line: go-imap's memserver cannot parse them and returns an
 // empty body (Dovecot keeps them as they are).
 func memCorpus(t testing.TB) []corpusMsg {
@@ -232,12 +329,14 @@ type expectation struct {
 	folders map[string]map[[32]byte]int // folder -> hash -> count ("" is the bounce folder)
 	unique  map[[32]byte]bool           // every distinct message
 	bounces map[[32]byte]bool           // distinct messages that are not not_bounce
+	names   map[[32]byte]string         // a file name for each message, for failure messages
 }
 
 func expect(msgs []corpusMsg, copies int) expectation {
 	e := expectation{folders: map[string]map[[32]byte]int{"": {}, "Processed": {}, "Quarantine": {}},
-		unique: map[[32]byte]bool{}, bounces: map[[32]byte]bool{}}
+		unique: map[[32]byte]bool{}, bounces: map[[32]byte]bool{}, names: map[[32]byte]string{}}
 	for _, m := range msgs {
+		e.names[m.Sum] = filepath.Base(m.Name)
 		n := 1
 		if m.Dest != "" {
 			n = copies
@@ -305,6 +404,11 @@ func waitFolders(t testing.TB, c *imapclient.Client, inbox string, e expectation
 		for f, want := range e.folders {
 			if !sameCounts(got[f], want) {
 				ok = false
+				for sum, n := range want {
+					if got[f][sum] != n {
+						state = append(state, fmt.Sprintf("%q holds %s %d times, want %d", f, e.names[sum], got[f][sum], n))
+					}
+				}
 			}
 			state = append(state, fmt.Sprintf("%q: %d/%d", f, total(got[f]), total(want)))
 		}

@@ -87,7 +87,7 @@ func ParseMailboxURL(raw string) (Mailbox, error) {
 	case "imap":
 		m.TLS, port = TLSStartTLS, "143"
 	default:
-		return Mailbox{}, fmt.Errorf("worker: imap url %s: scheme must be imap or imaps", redact(u))
+		return Mailbox{}, fmt.Errorf("worker: imap url %q: scheme must be imap or imaps (want imap[s]://USER@HOST[:PORT]/MAILBOX)", redact(u))
 	}
 	m.Host = strings.ToLower(u.Hostname())
 	if m.Host == "" {

@@ -59,7 +59,7 @@ func TestMaintenance(t *testing.T) {
 	}
 	defer nc.Close()
 	var logs syncLog
-	w, err := New(cfg, db, nc, slog.New(slog.NewTextHandler(&logs, nil)))
+	w, err := New(cfg.Config, db, nc, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestMaintenanceTimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncLog
-	w, err := New(cfg, db, nc, slog.New(slog.NewTextHandler(&logs, nil)))
+	w, err := New(cfg.Config, db, nc, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,6 @@ func (s *session) run(ctx context.Context) error {
 		if err := s.catchUp(ctx); err != nil {
 			return s.fail(ctx, err)
 		}
-		s.w.status.set(s.m.Key, stateIdle, nil)
 		if err := s.waitForMail(ctx); err != nil {
 			return s.fail(ctx, err)
 		}
@@ -218,9 +217,12 @@ func (s *session) ensureFolder(f string) error {
 
 // waitForMail IDLEs (RFC 2177) until the server reports new mail, the
 // refresh interval passes or ctx ends; without IDLE it waits for the poll
-// interval.
+// interval. The mailbox is reported idle only once the server has
+// accepted IDLE, so that a test (or an operator) who sees "idle" knows new
+// mail will be noticed.
 func (s *session) waitForMail(ctx context.Context) error {
 	if !s.canIdle {
+		s.w.status.set(s.m.Key, stateIdle, nil)
 		t := time.NewTimer(s.w.cfg.PollInterval)
 		defer t.Stop()
 		select {
@@ -240,6 +242,7 @@ func (s *session) waitForMail(ctx context.Context) error {
 	if err := s.do("idle", func() (err error) { idle, err = s.c.Idle(); return err }); err != nil {
 		return err
 	}
+	s.w.status.set(s.m.Key, stateIdle, nil)
 	// Restarting IDLE now and then also proves the server still answers:
 	// a dead connection is noticed within IdleRefresh + IMAPTimeout.
 	t := time.NewTimer(s.w.cfg.IdleRefresh)

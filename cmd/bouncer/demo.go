@@ -35,94 +35,49 @@ const demoDatabase = "bouncer_demo"
 // demoUser is the demo mailbox's IMAP user; its password is generated.
 const demoUser = "bounces"
 
+// demoSetup is what runDemo reads before any I/O: its flags, the log
+// and the suppression policy.
+type demoSetup struct {
+	logLevel string
+	log      *slog.Logger
+	policy   store.Policy
+	samples  []demo.Sample
+}
+
 func runDemo(ctx context.Context, e *env, args []string) error {
 	tuneGC(e.getenv)
-	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fl.SetOutput(e.stderr)
-	fl.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: bouncer demo")
-		fmt.Fprintln(e.stderr, "Runs the whole pipeline on sample bounces: an in-memory IMAP server, NATS JetStream (embedded")
-		fmt.Fprintln(e.stderr, "unless $NATS_URL), PostgreSQL from $DATABASE_URL (default: database "+demoDatabase+" on the local")
-		fmt.Fprintln(e.stderr, "server). Prints a summary, then keeps watching the mailbox until Ctrl-C.")
-		fl.PrintDefaults()
-	}
-	if help, err := parseFlags(fl, args); help || err != nil {
+	set, help, err := readDemoSetup(e, args)
+	if help || err != nil {
 		return err
 	}
-	if fl.NArg() > 0 {
-		fl.Usage()
-		return fmt.Errorf("%w: demo takes no arguments", errUsage)
-	}
-	// The demo talks on stdout; its log is for trouble.
-	logLevel := cmp.Or(e.getenv("BOUNCER_LOG_LEVEL"), "warn")
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, logLevel) {
-		return fmt.Errorf("%w: BOUNCER_LOG_LEVEL=%q: want debug, info, warn or error", errUsage, logLevel)
-	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	policy, err := store.PolicyFromEnv(e.getenv)
-	if err != nil {
-		return fmt.Errorf("%w: demo: %v", errUsage, err)
-	}
-	samples, err := demo.Samples()
-	if err != nil {
-		return fmt.Errorf("demo: samples: %w", err)
-	}
-	out := e.stdout
-
 	// PostgreSQL first: without it there is no demo.
-	dbURL := e.getenv("DATABASE_URL")
-	if dbURL == "" {
-		dbURL = demoDatabaseURL()
-	}
-	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	err = store.Migrate(mctx, dbURL)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return noDatabase(dbURL, e.getenv("DATABASE_URL") != "", err)
-	}
-	db, err := store.Open(ctx, dbURL, store.Options{Policy: policy})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+	dbURL := cmp.Or(e.getenv("DATABASE_URL"), demoDatabaseURL())
+	db, err := openDemoDB(ctx, e, dbURL, set.policy)
+	if err != nil || db == nil {
+		return err
 	}
 	defer db.Close()
-
-	im, err := demo.StartIMAP(demoUser, log)
+	im, err := demo.StartIMAP(demoUser, set.log)
 	if err != nil {
 		return err
 	}
 	defer im.Close()
-	natsURL := e.getenv("NATS_URL")
-	if natsURL == "" {
-		ns, err := demo.StartNATS()
-		if err != nil {
-			return err
-		}
-		defer ns.Close()
-		natsURL = ns.URL()
-	}
-	nc, err := nats.Connect(natsURL, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("%w: demo: NATS_URL=%s does not answer (%v); unset NATS_URL to use an embedded server", errUsage, redactDB(natsURL), err)
-	}
-	defer nc.Close()
-
-	cfg := worker.DefaultConfig()
-	cfg.DatabaseURL, cfg.NATSURL = dbURL, natsURL
-	cfg.IMAPURLs = []string{im.URL("INBOX", true)}
-	cfg.Owner = fmt.Sprintf("bouncer-demo-%d", os.Getpid())
-	cfg.LogLevel = logLevel
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	w, err := worker.New(cfg, db, nc, log)
+	nc, natsURL, closeNATS, err := connectDemoNATS(e)
 	if err != nil {
 		return err
 	}
+	defer closeNATS()
 
+	cfg := worker.DefaultConfig()
+	cfg.IMAPURLs = []string{im.URL("INBOX", true)}
+	cfg.Owner = fmt.Sprintf("bouncer-demo-%d", os.Getpid())
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	w, err := worker.New(cfg, db, nc, set.log)
+	if err != nil {
+		return err
+	}
 	// The explain page, /readyz and /metrics, as `bouncer run` serves them.
 	ln, note, err := listenDemoHTTP(e.getenv("BOUNCER_HTTP_ADDR"))
 	if err != nil {
@@ -135,26 +90,110 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	mux := http.NewServeMux()
 	w.Routes(mux)
-	explain.New(classify.New(classify.Options{}), db, explain.Options{Token: token, Logger: log}).Register(mux)
+	explain.New(classify.New(classify.Options{}), db, explain.Options{Token: token, Logger: set.log}).Register(mux)
 
 	// Seed the mailbox before the worker looks at it: its first catch-up
 	// finds them all.
-	sums, lastUID, err := im.Seed(samples, time.Now())
+	sums, lastUID, err := im.Seed(set.samples, time.Now())
 	if err != nil {
 		return err
 	}
 	web := "http://" + ln.Addr().String()
-	fmt.Fprintf(out, "bouncer demo: %d sample messages in %s\n", len(samples), im.URL("INBOX", false))
-	fmt.Fprintf(out, "  database %s, NATS %s, web %s/%s\n", redactDB(dbURL), redactDB(natsURL), web, note)
+	fmt.Fprintf(e.stdout, "bouncer demo: %d sample messages in %s\n", len(set.samples), im.URL("INBOX", false))
+	fmt.Fprintf(e.stdout, "  database %s, NATS %s, web %s/%s\n", redactDB(dbURL), redactDB(natsURL), web, note)
 	show := &demo.Show{
-		Out: out, TTY: isTerminal(out),
+		Out: e.stdout, TTY: isTerminal(e.stdout),
 		DB: db, Worker: w, NATS: nc, IMAP: im,
 		Mailbox: cfg.Mailboxes[0].Key, LastUID: lastUID, Sums: sums,
 		Web: web, DatabaseURL: redactDB(dbURL), NATSURL: redactDB(natsURL),
 	}
+	return serveDemo(ctx, e, w, show, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln)
+}
+
+// readDemoSetup reads the demo's flags and environment.
+func readDemoSetup(e *env, args []string) (set demoSetup, help bool, err error) {
+	fl := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fl.SetOutput(e.stderr)
+	fl.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: bouncer demo [--log-json]")
+		fmt.Fprintln(e.stderr, "Runs the whole pipeline on sample bounces: an in-memory IMAP server, NATS JetStream (embedded")
+		fmt.Fprintln(e.stderr, "unless $NATS_URL), PostgreSQL from $DATABASE_URL (default: database "+demoDatabase+" on the local")
+		fmt.Fprintln(e.stderr, "server). Prints a summary, then keeps watching the mailbox until Ctrl-C.")
+		fl.PrintDefaults()
+	}
+	logJSON := fl.Bool("log-json", false, "log as JSON lines (default: plain text), to stderr either way")
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return set, help, err
+	}
+	if fl.NArg() > 0 {
+		return set, false, fmt.Errorf("%w: demo takes no arguments, got %q", errUsage, fl.Arg(0))
+	}
+	// The demo talks on stdout; its log is for trouble.
+	set.logLevel = cmp.Or(e.getenv("BOUNCER_LOG_LEVEL"), "warn")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(set.logLevel)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, set.logLevel) {
+		return set, false, fmt.Errorf("%w: demo: BOUNCER_LOG_LEVEL=%q (want debug, info, warn or error)", errUsage, set.logLevel)
+	}
+	// A person reads the demo's stdout: its log (on stderr, which a
+	// terminal shows in between) is plain text unless JSON is asked for.
+	var handler slog.Handler = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	if *logJSON {
+		handler = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	}
+	set.log = slog.New(handler)
+	if set.policy, err = store.PolicyFromEnv(e.getenv); err != nil {
+		return set, false, fmt.Errorf("%w: demo: %v", errUsage, err)
+	}
+	if set.samples, err = demo.Samples(); err != nil {
+		return set, false, fmt.Errorf("demo: samples: %w", err)
+	}
+	return set, false, nil
+}
+
+// openDemoDB migrates and opens the demo's database; nil and no error
+// when ctx ended first (Ctrl-C while waiting for the server).
+func openDemoDB(ctx context.Context, e *env, dbURL string, policy store.Policy) (*store.DB, error) {
+	mctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err := store.Migrate(mctx, dbURL)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, noDatabase(dbURL, e.getenv("DATABASE_URL") != "", err)
+	}
+	db, err := store.Open(ctx, dbURL, store.Options{Policy: policy})
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	return db, nil
+}
+
+// connectDemoNATS connects to $NATS_URL, or to an embedded server when it
+// is unset; closeNATS closes both.
+func connectDemoNATS(e *env) (nc *nats.Conn, natsURL string, closeNATS func(), err error) {
+	natsURL = e.getenv("NATS_URL")
+	closeServer := func() {}
+	if natsURL == "" {
+		ns, err := demo.StartNATS()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		closeServer, natsURL = func() { ns.Close() }, ns.URL()
+	}
+	nc, err = nats.Connect(natsURL, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))
+	if err != nil {
+		closeServer()
+		return nil, "", nil, fmt.Errorf("%w: demo: NATS_URL=%s does not answer (%v); unset NATS_URL to use an embedded server", errUsage, redactDB(natsURL), err)
+	}
+	return nc, natsURL, func() { nc.Close(); closeServer() }, nil
+}
+
+// serveDemo runs the worker, the web server and the show until ctx ends
+// (Ctrl-C, the way a demo ends: no error) or one of them fails.
+func serveDemo(ctx context.Context, e *env, w *worker.Worker, show *demo.Show, srv *http.Server, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("demo: http: %w", err)
@@ -168,9 +207,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return srv.Shutdown(sctx)
 	})
 	g.Go(func() error { return show.Run(gctx) })
-	err = g.Wait()
-	if ctx.Err() != nil { // Ctrl-C: the way a demo ends
-		fmt.Fprintln(out, "\nbouncer demo: stopped")
+	err := g.Wait()
+	if ctx.Err() != nil {
+		fmt.Fprintln(e.stdout, "\nbouncer demo: stopped")
 		return nil
 	}
 	return err

@@ -55,10 +55,15 @@ func TestDemo(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "appended 1 message(s)") {
 		t.Fatalf("bouncer inject --imap %s = %v: %s", first.injectURL, err, out)
 	}
-	first.waitFor(t, fmt.Sprintf("processed 1 new message(s), %d in all", want.Messages+1), 30*time.Second)
+	first.waitFor(t, "processed 1 more message(s): 1 new, 0 already recorded", 30*time.Second)
 	if n := metricSum(t, first.web+"/metrics", "bouncer_messages_total"); n != want.Messages+1 {
 		t.Errorf("bouncer_messages_total after inject = %d, want %d", n, want.Messages+1)
 	}
+	// The same bounce re-sent is processed, but it is not new.
+	if out, err := exec.CommandContext(t.Context(), bin, "inject", "--imap", first.injectURL, extra).CombinedOutput(); err != nil {
+		t.Fatalf("bouncer inject (again) = %v: %s", err, out)
+	}
+	first.waitFor(t, "processed 1 more message(s): 0 new, 1 already recorded", 30*time.Second)
 	db, err := store.Open(t.Context(), dbURL, store.Options{})
 	if err != nil {
 		t.Fatal(err)

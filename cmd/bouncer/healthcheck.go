@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,15 +22,11 @@ func runHealthcheck(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "GETs URL (default http://BOUNCER_HTTP_ADDR/readyz) and exits 0 on a 2xx answer.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if fl.NArg() > 1 {
-		fl.Usage()
-		return fmt.Errorf("%w: healthcheck takes at most one URL", errUsage)
+		return fmt.Errorf("%w: healthcheck takes at most one URL, got %d arguments", errUsage, fl.NArg())
 	}
 	url := fl.Arg(0)
 	if url == "" {
@@ -40,8 +35,8 @@ func runHealthcheck(ctx context.Context, e *env, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("%w: healthcheck: %v", errUsage, err)
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return fmt.Errorf("%w: healthcheck: %q is not an HTTP URL (want http://HOST:PORT/PATH)", errUsage, url)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -29,25 +29,21 @@ func runInject(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "The password comes from the URL, $BOUNCER_IMAP_PASSWORD or $BOUNCER_IMAP_PASSWORD_FILE.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if *rawURL == "" || fl.NArg() == 0 {
-		fl.Usage()
 		return fmt.Errorf("%w: inject needs --imap URL and at least one FILE or DIR", errUsage)
 	}
 	// Resolve the URL the way `bouncer run` does (password, auth, CA).
 	cfg := worker.DefaultConfig()
 	if err := cfg.FromEnv(e.getenv); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: inject: %v", errUsage, err)
 	}
 	cfg.IMAPURLs = worker.SplitList(*rawURL)[:1]
 	cfg.ConfigFile = ""
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: inject: %v", errUsage, err)
 	}
 	m := &cfg.Mailboxes[0]
 

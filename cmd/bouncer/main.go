@@ -46,6 +46,8 @@ var commands = map[string]command{
 	"demo":   {"the whole pipeline on sample bounces, embedded servers and the local Postgres", runDemo},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 	"verp":   {"build or check a signed return path (encode|decode)", runVERP},
+
+	"version": {"print the version, the commit it was built from and the Go version", runVersion},
 }
 
 // errUsage marks an error whose message is a usage text: exit status 2,
@@ -58,26 +60,23 @@ func main() {
 	err := run(ctx, e, os.Args[1:])
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "bouncer:", err)
-		if errors.Is(err, errUsage) || errors.Is(err, errCheckFailed) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "bouncer:", errorLine(err))
 	}
+	os.Exit(exitStatus(err))
 }
 
 func run(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stdout)
 		if len(args) == 0 {
+			usage(e.stderr)
 			return fmt.Errorf("%w: no command given", errUsage)
 		}
+		usage(e.stdout)
 		return nil
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		usage(e.stderr)
-		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		return fmt.Errorf("%w: unknown command %q (see bouncer help)", errUsage, args[0])
 	}
 	return c.run(ctx, e, args[1:])
 }

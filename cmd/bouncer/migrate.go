@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bouncer-mail/bouncer/store"
 )
@@ -17,25 +18,21 @@ func databaseFlag(fl *flag.FlagSet) *string {
 	return fl.String("database-url", "", "PostgreSQL URL (default $DATABASE_URL, else "+store.DefaultDatabaseURL+")")
 }
 
-func databaseURL(e *env, flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+// databaseURL is the flag's value, else $DATABASE_URL, else
+// store.DefaultDatabaseURL; a value that is not a PostgreSQL URL is a
+// usage error, refused before any connection is tried.
+func databaseURL(e *env, flagValue string) (string, error) {
+	url := flagValue
+	if url == "" {
+		url = e.getenv("DATABASE_URL")
 	}
-	if v := e.getenv("DATABASE_URL"); v != "" {
-		return v
+	if url == "" {
+		return store.DefaultDatabaseURL, nil
 	}
-	return store.DefaultDatabaseURL
-}
-
-// parseFlags parses args into fl; -h is not an error.
-func parseFlags(fl *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return false, fmt.Errorf("%w: %v", errUsage, err)
+	if _, err := pgconn.ParseConfig(url); err != nil {
+		return "", fmt.Errorf("%w: database URL %q is not a PostgreSQL URL (want postgres://USER:PASSWORD@HOST:PORT/DATABASE)", errUsage, redactDB(url))
 	}
-	return false, nil
+	return url, nil
 }
 
 func runMigrate(ctx context.Context, e *env, args []string) error {
@@ -55,17 +52,19 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		action = fl.Arg(0)
 	}
 	if fl.NArg() > 1 {
-		fl.Usage()
-		return fmt.Errorf("%w: migrate takes one action", errUsage)
+		return fmt.Errorf("%w: migrate takes one action (up or status), got %d arguments", errUsage, fl.NArg())
 	}
-	url := databaseURL(e, *dbURL)
+	url, err := databaseURL(e, *dbURL)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	switch action {
 	case "up":
 		applied, err := store.MigrateUp(ctx, url)
 		if err != nil {
-			return err
+			return dbError("migrate", err)
 		}
 		for _, m := range applied {
 			fmt.Fprintf(e.stdout, "applied %s\n", m.Name)
@@ -77,7 +76,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	case "status":
 		st, err := store.MigrationStatus(ctx, url)
 		if err != nil {
-			return err
+			return dbError("migrate status", err)
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "VERSION\tMIGRATION\tSTATE\tAPPLIED AT")
@@ -90,6 +89,5 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		}
 		return tw.Flush()
 	}
-	fl.Usage()
 	return fmt.Errorf("%w: unknown migrate action %q (want up or status)", errUsage, action)
 }

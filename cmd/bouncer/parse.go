@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,18 +28,14 @@ func runParse(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "Classifies each message; directories are walked, - reads one message from stdin.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if fl.NArg() == 0 {
-		fl.Usage()
 		return fmt.Errorf("%w: parse needs at least one FILE, DIR or -", errUsage)
 	}
 	if *workers < 1 {
-		*workers = 1
+		return fmt.Errorf("%w: parse: --workers %d (want 1 or more)", errUsage, *workers)
 	}
 	if e.getenv("GOGC") == "" {
 		// Classifying is allocation-heavy and its live heap small: a
@@ -50,38 +45,9 @@ func runParse(ctx context.Context, e *env, args []string) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(workerGCPercent))
 	}
 
-	var unreadable []string
 	paths := make(chan string, 64)
-	go func() {
-		defer close(paths)
-		for _, arg := range fl.Args() {
-			if arg == "-" {
-				paths <- arg
-				continue
-			}
-			st, err := os.Stat(arg)
-			if err != nil || !st.IsDir() {
-				paths <- arg // the read reports the error
-				continue
-			}
-			var files []string
-			_ = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					files = append(files, p) // reported when read
-					return nil
-				}
-				if d.Type().IsRegular() {
-					files = append(files, p)
-				}
-				return nil
-			})
-			sort.Strings(files)
-			for _, f := range files {
-				paths <- f
-			}
-		}
-	}()
-
+	go walkInputs(fl.Args(), paths)
+	var unreadable []string
 	c := classify.New(classify.Options{})
 	out := &orderedWriter{w: e.stdout, pending: map[int][]byte{}}
 	type job struct {
@@ -133,6 +99,38 @@ func runParse(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("parse: %d input(s) could not be read", len(unreadable))
 	}
 	return nil
+}
+
+// walkInputs sends each input to paths, then closes it: "-" and files as
+// they are, directories walked in name order.
+func walkInputs(args []string, paths chan<- string) {
+	defer close(paths)
+	for _, arg := range args {
+		if arg == "-" {
+			paths <- arg
+			continue
+		}
+		st, err := os.Stat(arg)
+		if err != nil || !st.IsDir() {
+			paths <- arg // the read reports the error
+			continue
+		}
+		var files []string
+		_ = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				files = append(files, p) // reported when read
+				return nil
+			}
+			if d.Type().IsRegular() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		sort.Strings(files)
+		for _, f := range files {
+			paths <- f
+		}
+	}
 }
 
 // readInput reads a file, or stdin for "-", into buf.

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
@@ -20,39 +24,82 @@ import (
 	"github.com/bouncer-mail/bouncer/worker"
 )
 
+// processConfig is the settings of the process that no package takes
+// itself: cmd opens the pool, connects to NATS, listens and builds the
+// logger with them, and hands each package what it uses.
+type processConfig struct {
+	databaseURL, natsURL, httpAddr, logLevel string
+}
+
+// readProcessConfig reads DATABASE_URL, NATS_URL, BOUNCER_HTTP_ADDR and
+// BOUNCER_LOG_LEVEL over the defaults that worker.EnvVars documents.
+func readProcessConfig(getenv func(string) string) processConfig {
+	return processConfig{
+		databaseURL: cmp.Or(getenv("DATABASE_URL"), worker.DefaultDatabaseURL),
+		natsURL:     cmp.Or(getenv("NATS_URL"), worker.DefaultNATSURL),
+		httpAddr:    cmp.Or(getenv("BOUNCER_HTTP_ADDR"), worker.DefaultHTTPAddr),
+		logLevel:    cmp.Or(getenv("BOUNCER_LOG_LEVEL"), "info"),
+	}
+}
+
+// check refuses settings that cannot work, naming the variable or flag.
+func (p processConfig) check() error {
+	var level slog.Level
+	switch {
+	case p.databaseURL == "":
+		return errors.New("--database-url is empty (want postgres://USER@HOST:PORT/DATABASE)")
+	case p.natsURL == "":
+		return errors.New("--nats-url is empty (want nats://HOST:PORT)")
+	case level.UnmarshalText([]byte(p.logLevel)) != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, p.logLevel):
+		return fmt.Errorf("log level %q (want debug, info, warn or error)", p.logLevel)
+	}
+	if _, err := pgconn.ParseConfig(p.databaseURL); err != nil {
+		return fmt.Errorf("database URL %q is not a PostgreSQL URL (want postgres://USER:PASSWORD@HOST:PORT/DATABASE)", redactDB(p.databaseURL))
+	}
+	return nil
+}
+
+// logger is the process's JSON log on w at the configured level.
+func (p processConfig) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(p.logLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
 func runRun(ctx context.Context, e *env, args []string) error {
 	tuneGC(e.getenv)
+	proc := readProcessConfig(e.getenv)
 	cfg := worker.DefaultConfig()
 	if err := cfg.FromEnv(e.getenv); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}
 	fl := flag.NewFlagSet("run", flag.ContinueOnError)
 	fl.SetOutput(e.stderr)
 	imapURLs := fl.String("imap", "", "bounce mailbox URL(s), comma-separated (default $BOUNCER_IMAP_URL)")
-	fl.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "Postgres URL ($DATABASE_URL)")
-	fl.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "NATS URL ($NATS_URL)")
-	fl.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "health and metrics address, \"off\" for none ($BOUNCER_HTTP_ADDR)")
+	fl.StringVar(&proc.databaseURL, "database-url", proc.databaseURL, "Postgres URL ($DATABASE_URL)")
+	fl.StringVar(&proc.natsURL, "nats-url", proc.natsURL, "NATS URL ($NATS_URL)")
+	fl.StringVar(&proc.httpAddr, "http-addr", proc.httpAddr, "health and metrics address, \"off\" for none ($BOUNCER_HTTP_ADDR)")
 	fl.StringVar(&cfg.ConfigFile, "config", cfg.ConfigFile, "JSON file of more mailboxes ($BOUNCER_CONFIG)")
 	fl.IntVar(&cfg.BatchSize, "batch-size", cfg.BatchSize, "messages per batch ($BOUNCER_BATCH_SIZE)")
 	fl.StringVar(&cfg.Owner, "owner", cfg.Owner, "lease owner name ($BOUNCER_OWNER; default host-pid)")
-	fl.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error ($BOUNCER_LOG_LEVEL)")
+	fl.StringVar(&proc.logLevel, "log-level", proc.logLevel, "debug, info, warn or error ($BOUNCER_LOG_LEVEL)")
 	migrate := fl.Bool("migrate", true, "apply the database migrations at start")
 	fl.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: bouncer run [flags]")
 		fmt.Fprintln(e.stderr, "Works the bounce mailboxes: IMAP IDLE -> classify -> Postgres -> NATS. Environment: see README.md.")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
 	}
 	if *imapURLs != "" {
 		cfg.IMAPURLs = worker.SplitList(*imapURLs)
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: run: %v", errUsage, err)
+	}
+	if err := proc.check(); err != nil {
+		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}
 	policy, err := store.PolicyFromEnv(e.getenv)
 	if err != nil {
@@ -60,23 +107,21 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	}
 	// The explain page's token rules first: refuse before any I/O.
 	var token string
-	if cfg.HTTPAddr != "off" {
-		t, err := explainToken(e, cfg.HTTPAddr, "")
+	if proc.httpAddr != "off" {
+		t, err := explainToken(e, proc.httpAddr, "")
 		if err != nil {
 			return fmt.Errorf("%w: run: %v", errUsage, err)
 		}
 		token = t
 	}
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log := proc.logger(e.stderr)
 
-	db, err := openStore(ctx, cfg.DatabaseURL, *migrate, store.Options{Policy: policy}, log)
+	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy}, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bouncer "+cfg.Owner),
+	nc, err := nats.Connect(proc.natsURL, nats.Name("bouncer "+cfg.Owner),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(-1), // publishing fails fast while NATS is away; the outbox keeps the rows
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -96,29 +141,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
-	if cfg.HTTPAddr != "off" {
+	if proc.httpAddr != "off" {
 		mux := http.NewServeMux()
 		w.Routes(mux)
 		explain.New(classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}), db,
 			explain.Options{Token: token, Logger: log}).Register(mux)
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("run: http: %w", err)
+		if err := serveHTTP(ctx, g, proc.httpAddr, mux, log); err != nil {
+			return err
 		}
-		log.Info("http listening", "addr", ln.Addr().String())
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("run: http: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
 	}
 	pol := db.Policy()
 	log.Info("bouncer running", "mailboxes", len(cfg.Mailboxes), "owner", cfg.Owner,
@@ -127,6 +157,30 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
+}
+
+// serveHTTP serves mux on addr in g, and shuts the server down when ctx
+// ends.
+func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, mux *http.ServeMux, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("run: http: %w", err)
+	}
+	log.Info("http listening", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("run: http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return nil
 }
 
 // openStore migrates (when asked) and opens the database, waiting with

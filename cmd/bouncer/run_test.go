@@ -22,7 +22,8 @@ import (
 )
 
 // `bouncer run` works a Dovecot mailbox that `bouncer inject` fills with
-// the dev corpus; it serves health and metrics, and stops cleanly.
+// the project's own bounces (the classifier's golden corpus and the
+// demo's samples); it serves health and metrics, and stops cleanly.
 func TestRunAndInject(t *testing.T) {
 	d := wt.StartDovecot(t)
 	n := wt.StartNATS(t)
@@ -62,13 +63,13 @@ func TestRunAndInject(t *testing.T) {
 	}
 	waitUntil(t, 20*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == 200 })
 
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "dev")
-	files, err := injectFiles([]string{dir})
-	if err != nil || len(files) == 0 {
-		t.Fatalf("dev corpus in %s: %d files, %v", dir, len(files), err)
+	dirs := []string{filepath.Join("..", "..", "classify", "testdata"), filepath.Join("internal", "demo", "samples")}
+	files, err := injectFiles(dirs)
+	if err != nil || len(files) < 50 {
+		t.Fatalf("fixtures in %v: %d files, %v", dirs, len(files), err)
 	}
 	var out, errOut bytes.Buffer
-	err = run(ctx, &env{stdout: &out, stderr: &errOut, getenv: getenv}, []string{"inject", "--imap", vars["BOUNCER_IMAP_URL"], dir})
+	err = run(ctx, &env{stdout: &out, stderr: &errOut, getenv: getenv}, append([]string{"inject", "--imap", vars["BOUNCER_IMAP_URL"]}, dirs...))
 	if err != nil {
 		t.Fatalf("bouncer inject = %v; %s", err, errOut.String())
 	}

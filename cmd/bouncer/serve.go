@@ -30,7 +30,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fl.NArg() > 0 {
-		fl.Usage()
 		return fmt.Errorf("%w: serve takes no arguments", errUsage)
 	}
 	if *addr == "" {

@@ -29,31 +29,33 @@ func runStats(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fl.NArg() > 0 {
-		fl.Usage()
-		return fmt.Errorf("%w: stats takes no arguments", errUsage)
+		return fmt.Errorf("%w: stats takes no arguments, got %q", errUsage, fl.Arg(0))
 	}
 	d, err := store.ParseDuration(*since)
 	if err != nil {
-		return fmt.Errorf("%w: --since: %v", errUsage, err)
+		return fmt.Errorf("%w: stats: --since %q is not a duration (want a number of days, hours or minutes, e.g. 30d, 36h or 90m)", errUsage, *since)
 	}
 	group := store.StatsBy(*by)
 	switch group {
 	case store.ByDay, store.ByDomain, store.ByCategory, store.ByCampaign:
 	default:
-		fl.Usage()
-		return fmt.Errorf("%w: --by %q (want day, domain, category or campaign)", errUsage, *by)
+		return fmt.Errorf("%w: stats: --by %q (want day, domain, category or campaign)", errUsage, *by)
 	}
 
-	db, err := store.Open(ctx, databaseURL(e, *dbURL), store.Options{})
+	url, err := databaseURL(e, *dbURL)
 	if err != nil {
 		return err
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		return dbError("stats", err)
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	rows, err := db.Stats(ctx, time.Now().Add(-d), group)
 	if err != nil {
-		return err
+		return dbError("stats", err)
 	}
 
 	if *asJSON {

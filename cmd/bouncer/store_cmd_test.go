@@ -96,8 +96,8 @@ func TestSuppressionsCommand(t *testing.T) {
 	// Not an address: it cannot tell either.
 	for _, bad := range []string{"not an address", "a@", "@example.com"} {
 		out, _, err = runWith(t, url, "suppressions", "check", bad)
-		if !errors.Is(err, errCheckFailed) || errors.Is(err, errSuppressed) || out != "" || !strings.Contains(err.Error(), "not an email address") {
-			t.Errorf("suppressions check %q = %q, %v; want errCheckFailed naming the bad address", bad, out, err)
+		if exitStatus(err) != 2 || errors.Is(err, errSuppressed) || out != "" || !strings.Contains(err.Error(), "not an email address") {
+			t.Errorf("suppressions check %q = %q, %v (exit %d); want exit status 2 naming the bad address", bad, out, err, exitStatus(err))
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os/user"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,58 +42,96 @@ var errSuppressed = errors.New("suppressed")
 // address.
 var errCheckFailed = errors.New("suppressions check failed")
 
+// suppressionsArgs are the parsed flags and arguments of one
+// `bouncer suppressions SUB` call.
+type suppressionsArgs struct {
+	sub, address            string
+	dbURL, list             string
+	global, all, asJSON     bool
+	limit                   int
+	reason, by, why, format string
+	expires                 time.Duration
+}
+
 func runSuppressions(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(e.stderr, suppressionsUsage)
 		if len(args) == 0 {
-			return fmt.Errorf("%w: suppressions needs a command", errUsage)
+			return fmt.Errorf("%w: suppressions needs a command: list, check, add, remove or export (see bouncer suppressions -h)", errUsage)
 		}
+		fmt.Fprintln(e.stdout, suppressionsUsage)
 		return nil
 	}
-	sub, args := args[0], args[1:]
+	a, help, err := parseSuppressionsArgs(e, args[0], args[1:])
+	if help || err != nil {
+		return err
+	}
+	url, err := databaseURL(e, a.dbURL)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		return dbError("suppressions "+a.sub, err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	switch a.sub {
+	case "list", "export":
+		err = listSuppressions(ctx, e, db, a)
+	case "check":
+		err = checkSuppression(ctx, e, db, a)
+	case "add":
+		err = addSuppression(ctx, e, db, a)
+	case "remove":
+		err = removeSuppression(ctx, e, db, a)
+	}
+	if err != nil && !errors.Is(err, errSuppressed) {
+		return dbError("suppressions "+a.sub, err)
+	}
+	return err
+}
+
+// parseSuppressionsArgs reads the flags of sub (which may come before or
+// after the address) and refuses, before any I/O, what cannot work:
+// missing or contradictory flags, a value of the wrong form.
+func parseSuppressionsArgs(e *env, sub string, args []string) (a suppressionsArgs, help bool, err error) {
+	a.sub = sub
 	fl := flag.NewFlagSet("suppressions "+sub, flag.ContinueOnError)
-	fl.SetOutput(e.stderr)
+	fl.SetOutput(e.stdout)
 	fl.Usage = func() {
-		fmt.Fprintln(e.stderr, suppressionsUsage)
-		fmt.Fprintln(e.stderr, "\nflags of", sub+":")
+		fmt.Fprintln(e.stdout, suppressionsUsage)
+		fmt.Fprintln(e.stdout, "\nflags of", sub+":")
 		fl.PrintDefaults()
 	}
-	dbURL := databaseFlag(fl)
-	list := fl.String("list", "", "a list id: the suppression of that list (default: global)")
-	var (
-		global, all, asJSON *bool
-		limit               *int
-		reason, by, why     *string
-		expires             *string
-		format              *string
-	)
+	fl.StringVar(&a.dbURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL, else "+store.DefaultDatabaseURL+")")
+	fl.StringVar(&a.list, "list", "", "a list id: the suppression of that list (default: global)")
+	var expires string
 	switch sub {
 	case "list", "export":
-		global = fl.Bool("global", false, "only global suppressions")
-		all = fl.Bool("all", false, "include removed and expired suppressions")
+		fl.BoolVar(&a.global, "global", false, "only global suppressions")
+		fl.BoolVar(&a.all, "all", false, "include removed and expired suppressions")
 		if sub == "list" {
-			limit = fl.Int("limit", 0, "show at most N (0: all)")
-			asJSON = fl.Bool("json", false, "print JSON lines instead of a table")
+			fl.IntVar(&a.limit, "limit", 0, "show at most N (0: all)")
+			fl.BoolVar(&a.asJSON, "json", false, "print JSON lines instead of a table")
 		} else {
-			format = fl.String("format", "csv", "csv or json")
+			fl.StringVar(&a.format, "format", "csv", "csv or json")
 		}
 	case "check":
 	case "add":
-		reason = fl.String("reason", "", "manual, hard, complaint, unsubscribe, soft, or free text (required)")
-		by = fl.String("by", "", "who adds it (default: the current user)")
-		expires = fl.String("expires", "", "lapse after this long, e.g. 30d (default: never)")
+		fl.StringVar(&a.reason, "reason", "", "manual, hard, complaint, unsubscribe, soft, or free text (required)")
+		fl.StringVar(&a.by, "by", "", "who adds it (default: the current user)")
+		fl.StringVar(&expires, "expires", "", "lapse after this long, e.g. 30d or 12h (default: never)")
 	case "remove":
-		by = fl.String("by", "", "who removes it (required)")
-		why = fl.String("why", "", "why (required)")
+		fl.StringVar(&a.by, "by", "", "who removes it (required)")
+		fl.StringVar(&a.why, "why", "", "why (required)")
 	default:
-		fmt.Fprintln(e.stderr, suppressionsUsage)
-		return fmt.Errorf("%w: unknown suppressions command %q", errUsage, sub)
+		return a, false, fmt.Errorf("%w: unknown suppressions command %q (want list, check, add, remove or export)", errUsage, sub)
 	}
-	// Flags may come before or after the address.
 	var pos []string
 	for {
 		if help, err := parseFlags(fl, args); help || err != nil {
-			return err
+			return a, help, err
 		}
 		if fl.NArg() == 0 {
 			break
@@ -100,109 +139,106 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 		pos = append(pos, fl.Arg(0))
 		args = fl.Args()[1:]
 	}
-	wantArgs := 1
-	if sub == "list" || sub == "export" {
-		wantArgs = 0
+	if expires != "" {
+		if a.expires, err = store.ParseDuration(expires); err != nil {
+			return a, false, fmt.Errorf("%w: suppressions add: --expires %q is not a duration (want a number of days, hours or minutes, e.g. 30d, 12h or 90m)", errUsage, expires)
+		}
 	}
-	if len(pos) != wantArgs {
-		fl.Usage()
-		return fmt.Errorf("%w: suppressions %s takes %d argument(s), got %d", errUsage, sub, wantArgs, len(pos))
-	}
+	return a, false, a.check(pos)
+}
 
-	db, err := store.Open(ctx, databaseURL(e, *dbURL), store.Options{})
+// check refuses a call whose arguments cannot work, as a usage error.
+func (a *suppressionsArgs) check(pos []string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: suppressions %s: %s", errUsage, a.sub, fmt.Sprintf(format, args...))
+	}
+	needAddress := a.sub != "list" && a.sub != "export"
+	switch {
+	case needAddress && len(pos) != 1:
+		return bad("takes one ADDRESS, got %d arguments", len(pos))
+	case !needAddress && len(pos) != 0:
+		return bad("takes no arguments, got %q", pos[0])
+	case a.list != "" && a.global:
+		return bad("--list %s and --global contradict each other (--global: global suppressions only; --list: one list's)", a.list)
+	case a.limit < 0:
+		return bad("--limit %d (want 0 for all, or more)", a.limit)
+	case a.sub == "export" && a.format != "csv" && a.format != "json":
+		return bad("--format %q (want csv or json)", a.format)
+	case a.sub == "add" && a.reason == "":
+		return bad("needs --reason (manual, hard, complaint, unsubscribe, soft, or free text)")
+	case a.sub == "remove" && (a.by == "" || a.why == ""):
+		return bad("needs --by WHO and --why WHY")
+	}
+	if needAddress {
+		a.address = pos[0]
+		if local, domain, ok := strings.Cut(a.address, "@"); !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+			return bad("%q is not an email address (want NAME@DOMAIN)", a.address)
+		}
+	}
+	return nil
+}
+
+func listSuppressions(ctx context.Context, e *env, db *store.DB, a suppressionsArgs) error {
+	sups, err := db.ListSuppressions(ctx, store.SuppressionFilter{ListID: a.list, Global: a.global, All: a.all, Limit: a.limit})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
+	switch {
+	case a.sub == "export" && a.format == "csv":
+		return writeSuppressionsCSV(e.stdout, sups)
+	case a.sub == "export" || a.asJSON:
+		return writeSuppressionsJSON(e.stdout, sups)
+	}
+	return writeSuppressionsTable(e.stdout, sups)
+}
 
-	switch sub {
-	case "list", "export":
-		f := store.SuppressionFilter{ListID: *list, Global: *global, All: *all}
-		if limit != nil {
-			if *limit < 0 {
-				return fmt.Errorf("%w: --limit %d (want 0 for all, or more)", errUsage, *limit)
-			}
-			f.Limit = *limit
-		}
-		sups, err := db.ListSuppressions(ctx, f)
-		if err != nil {
-			return err
-		}
-		if sub == "export" {
-			switch *format {
-			case "csv":
-				return writeSuppressionsCSV(e.stdout, sups)
-			case "json":
-				return writeSuppressionsJSON(e.stdout, sups)
-			}
-			return fmt.Errorf("%w: --format %q (want csv or json)", errUsage, *format)
-		}
-		if *asJSON {
-			return writeSuppressionsJSON(e.stdout, sups)
-		}
-		return writeSuppressionsTable(e.stdout, sups)
-
-	case "check":
-		s, err := db.CheckSuppression(ctx, pos[0], *list)
-		if err != nil {
-			return fmt.Errorf("%w: %w", errCheckFailed, err)
-		}
-		if s == nil {
-			fmt.Fprintf(e.stdout, "%s: not suppressed\n", pos[0])
-			return nil
-		}
-		fmt.Fprintf(e.stdout, "%s: suppressed (%s scope%s), reason %s%s, since %s by %s%s\n",
-			s.Address, s.Scope(), listSuffix(s.ListID), s.Reason, categorySuffix(s), s.CreatedAt.UTC().Format(time.RFC3339),
-			s.CreatedBy, expiresSuffix(s))
-		return fmt.Errorf("%s: %w", s.Address, errSuppressed)
-
-	case "add":
-		if *reason == "" {
-			fl.Usage()
-			return fmt.Errorf("%w: suppressions add needs --reason", errUsage)
-		}
-		req := store.SuppressRequest{Address: pos[0], ListID: *list, By: *by}
-		if r, err := store.ParseReason(*reason); err == nil {
-			req.Reason = r
-		} else {
-			req.Reason, req.Note = store.ReasonManual, *reason
-		}
-		if req.By == "" {
-			req.By = currentUser(e)
-		}
-		if *expires != "" {
-			d, err := store.ParseDuration(*expires)
-			if err != nil {
-				return fmt.Errorf("%w: --expires: %v", errUsage, err)
-			}
-			req.Expires = d
-		}
-		s, created, err := db.Suppress(ctx, req)
-		if err != nil {
-			return err
-		}
-		verb := "suppressed"
-		if !created {
-			verb = "already suppressed"
-		}
-		fmt.Fprintf(e.stdout, "%s: %s (%s scope%s), reason %s, id %d\n", s.Address, verb, s.Scope(), listSuffix(s.ListID), s.Reason, s.ID)
-		return nil
-
-	case "remove":
-		if *by == "" || *why == "" {
-			fl.Usage()
-			return fmt.Errorf("%w: suppressions remove needs --by and --why", errUsage)
-		}
-		s, err := db.Unsuppress(ctx, pos[0], *list, *by, *why)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(e.stdout, "%s: suppression %d (%s scope%s, reason %s) removed by %s: %s\n",
-			s.Address, s.ID, s.Scope(), listSuffix(s.ListID), s.Reason, s.RemovedBy, s.RemovedWhy)
+// checkSuppression prints whether the address is suppressed; suppressed,
+// it returns errSuppressed (exit status 1, like grep's "found"), and when
+// it cannot tell, errCheckFailed (2).
+func checkSuppression(ctx context.Context, e *env, db *store.DB, a suppressionsArgs) error {
+	s, err := db.CheckSuppression(ctx, a.address, a.list)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCheckFailed, err)
+	}
+	if s == nil {
+		fmt.Fprintf(e.stdout, "%s: not suppressed\n", a.address)
 		return nil
 	}
+	fmt.Fprintf(e.stdout, "%s: suppressed (%s scope%s), reason %s%s, since %s by %s%s\n",
+		s.Address, s.Scope(), listSuffix(s.ListID), s.Reason, categorySuffix(s), s.CreatedAt.UTC().Format(time.RFC3339),
+		s.CreatedBy, expiresSuffix(s))
+	return fmt.Errorf("%s: %w", s.Address, errSuppressed)
+}
+
+func addSuppression(ctx context.Context, e *env, db *store.DB, a suppressionsArgs) error {
+	req := store.SuppressRequest{Address: a.address, ListID: a.list, By: a.by, Expires: a.expires}
+	if r, err := store.ParseReason(a.reason); err == nil {
+		req.Reason = r
+	} else {
+		req.Reason, req.Note = store.ReasonManual, a.reason
+	}
+	if req.By == "" {
+		req.By = currentUser(e)
+	}
+	s, created, err := db.Suppress(ctx, req)
+	if err != nil {
+		return err
+	}
+	verb := "suppressed"
+	if !created {
+		verb = "already suppressed"
+	}
+	fmt.Fprintf(e.stdout, "%s: %s (%s scope%s), reason %s, id %d\n", s.Address, verb, s.Scope(), listSuffix(s.ListID), s.Reason, s.ID)
+	return nil
+}
+
+func removeSuppression(ctx context.Context, e *env, db *store.DB, a suppressionsArgs) error {
+	s, err := db.Unsuppress(ctx, a.address, a.list, a.by, a.why)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: suppression %d (%s scope%s, reason %s) removed by %s: %s\n",
+		s.Address, s.ID, s.Scope(), listSuffix(s.ListID), s.Reason, s.RemovedBy, s.RemovedWhy)
 	return nil
 }
 

@@ -91,7 +91,10 @@ func (s *Show) Run(ctx context.Context) error {
 		return err
 	}
 	// Mail added since (bouncer inject) is processed as it comes.
+	// A message whose content was recorded before (the same SHA-256) is
+	// processed and moved but not new: it is counted apart.
 	seen := Counter(s.Worker.Gatherer(), "bouncer_messages_total")
+	seenDup := Counter(s.Worker.Gatherer(), "bouncer_duplicate_messages_total")
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,9 +102,10 @@ func (s *Show) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		if m := Counter(s.Worker.Gatherer(), "bouncer_messages_total"); m > seen {
-			fmt.Fprintf(s.Out, "processed %d new message(s), %d in all; INBOX %d, Processed %d, Quarantine %d\n",
-				m-seen, m, s.IMAP.Count("INBOX"), s.IMAP.Count("Processed"), s.IMAP.Count("Quarantine"))
-			seen = m
+			dup := Counter(s.Worker.Gatherer(), "bouncer_duplicate_messages_total")
+			fmt.Fprintf(s.Out, "processed %d more message(s): %d new, %d already recorded (same content); INBOX %d, Processed %d, Quarantine %d\n",
+				m-seen, max(m-seen-(dup-seenDup), 0), dup-seenDup, s.IMAP.Count("INBOX"), s.IMAP.Count("Processed"), s.IMAP.Count("Quarantine"))
+			seen, seenDup = m, dup
 		}
 	}
 }

@@ -182,12 +182,19 @@ func (s *Summary) Write(w io.Writer) {
 	fmt.Fprintf(w, "  mailbox        Processed %d, Quarantine %d (unreadable), INBOX %d (not a bounce: left unread for a person)\n",
 		s.Folders.Processed, s.Folders.Quarantine, s.Folders.Inbox)
 
-	total, totalSup := 0, 0
+	// A delay warning and a complaint are not failures: counted apart.
+	failed, delayed, complaints := 0, 0, 0
 	for _, r := range s.Rows {
-		total += r.Recipients
-		totalSup += r.Suppressed
+		switch r.Category {
+		case classify.Delayed:
+			delayed += r.Recipients
+		case classify.Complaint:
+			complaints += r.Recipients
+		default:
+			failed += r.Recipients
+		}
 	}
-	fmt.Fprintf(w, "  recipients     %d failed, by category and severity:\n", total)
+	fmt.Fprintf(w, "  recipients     %d failed, %d delayed (a warning), %d complaint(s); by category and severity:\n", failed, delayed, complaints)
 	fmt.Fprintf(w, "      %-18s %-8s %10s %10s\n", "category", "severity", "recipients", "suppressed")
 	for _, r := range s.Rows {
 		fmt.Fprintf(w, "      %-18s %-8s %10d %10d\n", r.Category, r.Severity, r.Recipients, r.Suppressed)

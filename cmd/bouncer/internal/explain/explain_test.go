@@ -177,7 +177,7 @@ func wantExplained(t *testing.T, what, page string, recs []classify.Record) {
 		if rec.Error != "" {
 			// The error quotes the message's bytes, which the page shows
 			// as valid UTF-8.
-			wants = []string{"The message could not be read: classify: ", e.Todo}
+			wants = []string{"This is not a mail message bouncer can read (classify: ", "Paste the whole message, headers included"}
 		}
 		if rec.Bounce {
 			wants = append(wants, string(rec.Category), string(e.Fault), rec.Rule, rec.Status)
@@ -236,6 +236,17 @@ func TestPageExplains(t *testing.T) {
 			t.Errorf("POST / (%s) = %d, want 200", name, resp.StatusCode)
 		}
 		wantExplained(t, name, page, c.Records(raw))
+	}
+
+	// Pasted text that is no message: said so, with how to paste one; no
+	// colour of a verdict, no advice about a quarantine folder.
+	resp, page = do(t, postForm(t, srv.URL+"/", "asdf qwerty, not a message at all", "", nil))
+	if resp.StatusCode != 200 || !strings.Contains(page, `<article class="result unreadable"`) ||
+		!strings.Contains(page, "not a mail message bouncer can read") {
+		t.Errorf("POST / (garbage) = %d, want 200 and an unreadable result:\n%s", resp.StatusCode, page)
+	}
+	if strings.Contains(page, "result fault-") || strings.Contains(strings.ToLower(page), "quarantine") {
+		t.Errorf("POST / (garbage): the page shows a verdict's colour or quarantine advice:\n%s", page)
 	}
 
 	// An urlencoded form (no enctype, or curl -d) works too.

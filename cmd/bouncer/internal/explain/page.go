@@ -212,6 +212,13 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (raw []byte, 
 
 func newResult(rec *classify.Record) result {
 	res := result{Rec: *rec, Exp: classify.Explain(rec)}
+	if rec.Error != "" {
+		// classify's words for an unreadable message are for a mailbox
+		// (it stays in quarantine); here a person pasted it, so the advice
+		// is how to paste a whole message.
+		res.Exp.What = "This is not a mail message bouncer can read (" + rec.Error + ")."
+		res.Exp.Todo = "Paste the whole message, headers included (your mail program's \"Show original\" or \"View source\"), or choose the .eml file."
+	}
 	var text bytes.Buffer
 	classify.WriteExplanation(&text, rec)
 	res.Text = text.String()
