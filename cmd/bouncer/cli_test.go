@@ -23,6 +23,12 @@ func TestCLIErrors(t *testing.T) {
 		{nil, nil, 2, []string{"no command given"}},
 		{[]string{"bogus"}, nil, 2, []string{`unknown command "bogus"`, "bouncer help"}},
 		{[]string{"version", "x"}, nil, 2, []string{`version takes no arguments, got "x"`}},
+		{[]string{"rules", "x"}, nil, 2, []string{`rules takes no arguments, got "x"`}},
+		{[]string{"verp"}, nil, 2, []string{"verp needs encode or decode"}},
+		{[]string{"verp", "bogus"}, nil, 2, []string{`unknown verp action "bogus" (want encode or decode)`}},
+		{[]string{"verp", "encode"}, nil, 2, []string{"verp encode needs --recipient"}},
+		{[]string{"verp", "decode"}, nil, 2, []string{"verp decode takes one ADDRESS, got 0 arguments"}},
+		{[]string{"rules", "--bogus"}, nil, 2, []string{"rules: flag provided but not defined: -bogus", "bouncer rules -h"}},
 
 		{[]string{"parse"}, nil, 2, []string{"parse needs at least one FILE, DIR or -"}},
 		{[]string{"parse", "--bogus"}, nil, 2, []string{"parse: flag provided but not defined: -bogus", "bouncer parse -h"}},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -11,17 +10,19 @@ import (
 
 // runRules prints the classifier's decision table (`bouncer rules`).
 func runRules(_ context.Context, e *env, args []string) error {
-	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	markdown := fs.Bool("markdown", false, "print the table as the README's Markdown")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	fl := flag.NewFlagSet("rules", flag.ContinueOnError)
+	fl.SetOutput(e.stderr)
+	markdown := fl.Bool("markdown", false, "print the table as the README's Markdown")
+	fl.Usage = func() {
+		fmt.Fprintln(e.stderr, "usage: bouncer rules [--markdown]")
+		fmt.Fprintln(e.stderr, "Prints the classifier's decision table: the first row that holds decides.")
+		fl.PrintDefaults()
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: rules takes no arguments, got %q", errUsage, fs.Arg(0))
+	if help, err := parseFlags(fl, args); help || err != nil {
+		return err
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("%w: rules takes no arguments, got %q", errUsage, fl.Arg(0))
 	}
 	if *markdown {
 		_, err := fmt.Fprint(e.stdout, classify.RulesMarkdown())

@@ -16,8 +16,7 @@ import (
 // one message, or read one and say whether it is ours (see worker/verp).
 func runVERP(_ context.Context, e *env, args []string) error {
 	if len(args) == 0 {
-		verpUsage(e.stderr)
-		return fmt.Errorf("%w: verp needs encode or decode", errUsage)
+		return fmt.Errorf("%w: verp needs encode or decode (see bouncer verp -h)", errUsage)
 	}
 	switch args[0] {
 	case "encode":
@@ -28,7 +27,6 @@ func runVERP(_ context.Context, e *env, args []string) error {
 		verpUsage(e.stdout)
 		return nil
 	}
-	verpUsage(e.stderr)
 	return fmt.Errorf("%w: unknown verp action %q (want encode or decode)", errUsage, args[0])
 }
 
