@@ -799,7 +799,8 @@ var bounceSubjects = []string{
 	"failed delivery", "delivery failure", "unzustellbar", "bounce", "mail error", "rejected",
 	"delivery report", "message status", "email returned", "returned email", "unable to deliver",
 	"delivery has failed", "failed to deliver", "undelivered", "failed mail", "mail failure", "returned message",
-	"not deliverable", "nondelivery", "message status - undeliverable",
+	"not deliverable", "nondelivery", "message status - undeliverable", "couldn't be delivered",
+	"error sending", "ndn:", "mail system error", "delivery final", "returned undeliverable", "not be delivered",
 	// Other languages' notices (their subjects, lower-cased).
 	"non remis", "non distribuable", "échec de la remise", "echec de la remise", "impossible de remettre",
 	"nicht zustellbar", "zustellung fehlgeschlagen", "non recapitabile", "mancato recapito",
@@ -840,7 +841,8 @@ func (m *message) isBounce() bool {
 	daemon := false
 	for _, w := range []string{"mailer-daemon", "mailer_daemon", "mailer daemon", "postmaster", "post_master", "mail delivery", "maildelivery",
 		"mail-daemon", "maildaemon", "delivery subsystem", "mail administrator", "mail system", "mailadmin",
-		"delivery-notification", "ndr@", "bounce@", "auto-notify", "dispatcher"} {
+		"delivery-notification", "ndr@", "bounce@", "auto-notify", "dispatcher", "system administrator",
+		"mail router", "smtp gateway", "internet mail delivery", "mmdf", "mail.delivery"} {
 		if strings.Contains(from, w) {
 			daemon = true
 			break
