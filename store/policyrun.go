@@ -534,7 +534,11 @@ func (r *policyRun) queueInsert(b *pgx.Batch, ch *policyChanges) {
 			if err := rows.Scan(&id, &k.address, &k.listID); err != nil {
 				return err
 			}
-			byKey[k].ID = id
+			x := byKey[k]
+			if x == nil {
+				return fmt.Errorf("inserted suppression %d (%s, list %q) was not asked for", id, k.address, k.listID)
+			}
+			x.ID = id
 		}
 		return rows.Err()
 	})
