@@ -110,6 +110,9 @@ type pendingBounce struct {
 	bounceID int64
 }
 
+// save is SaveBatch and SaveBatchCheckpoint (cp nil for the former): what
+// can be worked out before talking to the server, then one transaction
+// (batchSave.run).
 func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Checkpoint) (SaveResult, error) {
 	batch, dups, err := uniqueMessages(msgs)
 	if err != nil {
