@@ -5,15 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Event subjects (DESIGN.md, stream BOUNCES on bounce.> and suppression.>).
@@ -31,19 +28,14 @@ const PayloadSchema = 1
 
 // Event is one event of the outbox: a message to publish on NATS JetStream.
 type Event struct {
-	// ID names the event for MarkPublished. It encodes the outbox row and
-	// the event's place in it (row<<20 | index); only order and equality
-	// mean anything.
+	// ID is the event's row in the outbox, for MarkPublished: events are
+	// numbered in the order they were written.
 	ID        int64
 	Subject   string
 	MsgID     string // the Nats-Msg-Id: stable, derived from the natural key
 	Payload   []byte // JSON, see Payload
 	CreatedAt time.Time
 }
-
-// eventIndexBits is how many low bits of Event.ID number the event in its
-// outbox row; an outbox row holds fewer than 1<<eventIndexBits events.
-const eventIndexBits = 20
 
 // Payload is the JSON body of every event.
 //
@@ -122,157 +114,58 @@ func suppressionRemovedMsgID(id int64) string {
 	return "s-" + strconv.FormatInt(id, 10) + "-removed"
 }
 
-// outboxRows accumulates the events of one transaction, one line each.
-type outboxRows struct {
-	n                          int
-	subjects, msgIDs, payloads []byte
-	z                          []byte // payloads compressed (seal); nil until sealed
+// outboxEvents are the events one transaction writes, in order.
+type outboxEvents struct {
+	rows [][]any // outboxColumns
 }
 
-// bouncePayloadSize is about the size of an event's JSON.
-const bouncePayloadSize = 600
+// outboxColumns are the columns of an event's outbox row that the store
+// writes; id comes from the table's identity, in row order.
+var outboxColumns = []string{"subject", "msg_id", "payload", "created_at"}
 
-// reserve makes room for n more events of about size bytes of JSON each.
-func (o *outboxRows) reserve(n, size int) {
-	if o.subjects == nil {
-		o.subjects, o.msgIDs, o.payloads = getBuf(0), getBuf(0), getBuf(0)
-	}
-	o.subjects = slices.Grow(o.subjects, n*32)
-	o.msgIDs = slices.Grow(o.msgIDs, n*40)
-	o.payloads = slices.Grow(o.payloads, n*size)
-}
-
-func (o *outboxRows) add(subject string, p *Payload) error {
+// add encodes p (with its schema version) and appends the event.
+func (o *outboxEvents) add(subject string, p *Payload, at time.Time) error {
 	p.Schema = PayloadSchema
-	if o.subjects == nil {
-		o.reserve(1, bouncePayloadSize)
-	}
-	if o.n > 0 {
-		o.subjects = append(o.subjects, '\n')
-		o.msgIDs = append(o.msgIDs, '\n')
-		o.payloads = append(o.payloads, '\n')
-	}
-	// One line per event: JSON text never holds a raw newline.
-	var err error
-	if o.payloads, err = appendPayload(o.payloads, p); err != nil {
+	payload, err := encodePayload(p)
+	if err != nil {
 		return fmt.Errorf("encode event %s: %w", p.EventID, err)
 	}
-	o.subjects = append(o.subjects, subject...)
-	o.msgIDs = append(o.msgIDs, p.EventID...)
-	o.n++
-	o.z = nil
+	o.rows = append(o.rows, []any{subject, p.EventID, payload, at})
 	return nil
 }
 
-// outboxMark is how far an outboxRows was filled.
-type outboxMark struct{ n, subjects, msgIDs, payloads int }
-
-func (o *outboxRows) mark() outboxMark {
-	return outboxMark{o.n, len(o.subjects), len(o.msgIDs), len(o.payloads)}
+// encodePayload is p's JSON, without HTML escaping: diagnostics and
+// Message-IDs are full of < and >, which consumers and people reading
+// the stream should see as such.
+func encodePayload(p *Payload) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte{'\n'}), nil
 }
 
-// reset drops the events added after m.
-func (o *outboxRows) reset(m outboxMark) {
-	o.n, o.subjects, o.msgIDs, o.payloads = m.n, o.subjects[:m.subjects], o.msgIDs[:m.msgIDs], o.payloads[:m.payloads]
-	o.z = nil
-}
-
-// seal compresses the payloads for the outbox row; adding an event
-// afterwards unseals. A saver seals while the server is busy with its
-// rows, so that the compression costs no time.
-func (o *outboxRows) seal() {
-	if o.n > 0 && o.z == nil {
-		o.z = zstdEncoder().EncodeAll(o.payloads, getBuf(len(o.payloads)/8))
+// write copies the events into the outbox in tx and returns how many.
+// Their msg_ids are new by construction: a caller writes an event only
+// for a change its own transaction made (outbox_msg_id_key checks it).
+func (o *outboxEvents) write(ctx context.Context, tx pgx.Tx) (int, error) {
+	if len(o.rows) == 0 {
+		return 0, nil
 	}
-}
-
-// release gives o's buffers back to bufPool once its events are written.
-func (o *outboxRows) release() {
-	if o.subjects != nil {
-		putBuf(o.subjects)
-		putBuf(o.msgIDs)
-		putBuf(o.payloads)
-	}
-	if o.z != nil {
-		putBuf(o.z)
-	}
-	*o = outboxRows{}
-}
-
-// insertOutboxSQL writes the events of a transaction as one row of
-// outbox_batches: subjects and msg_ids one line per event, the payloads'
-// lines compressed with zstd (migrations 00004 to 00006 say why; the view
-// outbox shows one row per event). Their msg_ids are new by construction:
-// a caller writes an event only for a change its own transaction made.
-const insertOutboxSQL = `
-INSERT INTO outbox_batches (created_at, subjects, msg_ids, payloads, payloads_zstd, published, pending)
-VALUES ($1, $2, $3, '', $4, array_fill(false, ARRAY[$5::int]), $5)`
-
-// maxOutboxRow is the most events one outbox row holds (Event.ID keeps
-// eventIndexBits for the index).
-const maxOutboxRow = 1<<eventIndexBits - 1
-
-// queueOutbox queues the insert of o's events into b and returns how many
-// events that is.
-func queueOutbox(b *pgx.Batch, o *outboxRows, now time.Time) int {
-	if o.n == 0 {
-		return 0
-	}
-	o.seal()
-	b.Queue(insertOutboxSQL, now, o.subjects, o.msgIDs, o.z, o.n)
-	return o.n
-}
-
-// The payloads of an outbox row are zstd-compressed by the store, so
-// that a batch's events cost the server a tenth of the bytes (1,000 events
-// are about 0.5 MB of JSON). Encoder and decoder are safe for concurrent
-// EncodeAll and DecodeAll calls.
-var (
-	zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
-		// A 1 MB window covers a batch's payloads and keeps the encoder
-		// at 1.5 MB of heap (the default window: 4.6 MB).
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-			zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
-		if err != nil {
-			panic(err) // only for invalid options
-		}
-		return e
-	})
-	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxMemory(maxOutboxPayloads))
-		if err != nil {
-			panic(err)
-		}
-		return d
-	})
-)
-
-// maxOutboxPayloads bounds the decompressed payloads of one outbox row.
-const maxOutboxPayloads = 1 << 30
-
-// outboxPayloads returns the payload lines of an outbox row: payloads
-// (rows written before migration 6) or z decompressed.
-func outboxPayloads(payloads []byte, z []byte) ([]byte, error) {
-	if z == nil {
-		return payloads, nil
-	}
-	b, err := zstdDecoder().DecodeAll(z, nil)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"outbox"}, outboxColumns, pgx.CopyFromRows(o.rows))
 	if err != nil {
-		return nil, fmt.Errorf("decompress event payloads: %w", err)
+		return 0, fmt.Errorf("write %d events: %w", len(o.rows), err)
 	}
-	return b, nil
+	return int(n), nil
 }
 
-// pendingRowsSQL reads outbox rows with events not yet published, from
-// after id $1, oldest first.
-const pendingRowsSQL = `
-SELECT id, created_at, subjects, msg_ids, payloads, payloads_zstd, published
-FROM outbox_batches WHERE pending > 0 AND id > $1 ORDER BY id LIMIT $2`
-
-// pendingPage is how many outbox rows PendingEvents reads per query: most
-// hold hundreds of events.
-const pendingPage = 8
+// pendingEventsSQL reads the oldest events not yet published
+// (outbox_pending_idx).
+const pendingEventsSQL = `
+SELECT id, subject, msg_id, payload, created_at
+FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1`
 
 // PendingEvents returns up to limit events not yet marked published, oldest
 // first. Two publishers may get the same events; JetStream de-duplication
@@ -281,102 +174,24 @@ func (db *DB) PendingEvents(ctx context.Context, limit int) ([]Event, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	var out []Event
-	after := int64(0)
-	for len(out) < limit {
-		var n int
-		var err error
-		out, after, n, err = db.pendingPage(ctx, out, after, limit)
-		if err != nil {
-			return nil, err
-		}
-		if n < pendingPage {
-			break
-		}
-	}
-	return out, nil
-}
-
-// pendingPage appends to out the unpublished events of up to pendingPage
-// outbox rows after id after, stopping at limit events; it returns the
-// last row's id and how many rows it read.
-func (db *DB) pendingPage(ctx context.Context, out []Event, after int64, limit int) ([]Event, int64, int, error) {
-	rows, err := db.pool.Query(ctx, pendingRowsSQL, after, pendingPage)
+	rows, err := db.pool.Query(ctx, pendingEventsSQL, limit)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("store: pending events: %w", mapErr(err))
+		return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
 	}
-	defer rows.Close()
-	n := 0
-	for len(out) < limit && rows.Next() {
-		var r struct {
-			id               int64
-			at               time.Time
-			subjects, msgIDs string
-			payloads, z      []byte
-			published        []bool
-		}
-		if err := rows.Scan(&r.id, &r.at, &r.subjects, &r.msgIDs, &r.payloads, &r.z, &r.published); err != nil {
-			return nil, 0, 0, fmt.Errorf("store: pending events: %w", err)
-		}
-		n++
-		after = r.id
-		payloads, err := outboxPayloads(r.payloads, r.z)
-		if err != nil {
-			return nil, 0, 0, fmt.Errorf("store: pending events of outbox row %d: %w", r.id, err)
-		}
-		// Each event's payload is its line of the row's payloads.
-		subjects, msgIDs := strings.Split(r.subjects, "\n"), strings.Split(r.msgIDs, "\n")
-		lines := bytes.Split(payloads, []byte{'\n'})
-		if len(subjects) != len(r.published) || len(msgIDs) != len(r.published) || len(lines) != len(r.published) {
-			return nil, 0, 0, fmt.Errorf("store: outbox row %d is damaged: %d flags, %d subjects, %d msg ids, %d payloads",
-				r.id, len(r.published), len(subjects), len(msgIDs), len(lines))
-		}
-		for i, done := range r.published {
-			if done {
-				continue
-			}
-			out = append(out, Event{
-				ID: r.id<<eventIndexBits | int64(i+1), Subject: subjects[i], MsgID: msgIDs[i],
-				Payload: slices.Clip(lines[i]), CreatedAt: r.at,
-			})
-			if len(out) == limit {
-				break
-			}
-		}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := row.Scan(&e.ID, &e.Subject, &e.MsgID, &e.Payload, &e.CreatedAt)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending events: %w", mapErr(err))
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, 0, 0, fmt.Errorf("store: pending events: %w", mapErr(err))
-	}
-	return out, after, n, nil
+	return evs, nil
 }
 
-// markPublishedSQL sets the published flags of events, locking their rows
-// in id order first so that concurrent markers neither lose each other's
-// flags nor deadlock.
 const markPublishedSQL = `
-WITH m AS (
-    SELECT x >> 20 AS row_id, array_agg((x & 1048575)::int) AS idx
-    FROM unnest($1::bigint[]) AS x
-    GROUP BY 1
-), l AS (
-    SELECT o.id, o.published, m.idx
-    FROM outbox_batches o JOIN m ON o.id = m.row_id
-    WHERE o.pending > 0
-    ORDER BY o.id
-    FOR UPDATE OF o
-), n AS (
-    SELECT l.id, array_agg(e.p OR e.i = ANY(l.idx) ORDER BY e.i) AS published
-    FROM l CROSS JOIN LATERAL unnest(l.published) WITH ORDINALITY AS e(p, i)
-    GROUP BY l.id
-)
-UPDATE outbox_batches AS o SET
-    published = n.published,
-    marked_at = $2,
-    pending = cardinality(array_positions(n.published, false)),
-    published_at = CASE WHEN false = ANY(n.published) THEN NULL ELSE $2::timestamptz END
-FROM n
-WHERE o.id = n.id`
+UPDATE outbox SET published_at = $2
+WHERE id = ANY($1) AND published_at IS NULL`
 
 // MarkPublished records that the events with these ids were acknowledged by
 // JetStream. Marking one twice is harmless.
@@ -391,9 +206,9 @@ func (db *DB) MarkPublished(ctx context.Context, ids []int64) error {
 }
 
 const outboxLagSQL = `
-SELECT coalesce(sum(pending), 0), min(created_at)
-FROM outbox_batches
-WHERE pending > 0`
+SELECT count(*), min(created_at)
+FROM outbox
+WHERE published_at IS NULL`
 
 // OutboxLag returns how many events wait to be published and when the
 // oldest of them was written (zero when none wait).
@@ -409,12 +224,12 @@ func (db *DB) OutboxLag(ctx context.Context) (pending int, oldest time.Time, err
 }
 
 const pruneOutboxSQL = `
-DELETE FROM outbox_batches
-WHERE pending = 0 AND published_at < $1`
+DELETE FROM outbox
+WHERE published_at < $1`
 
-// PruneOutbox deletes the outbox rows whose events were all published
-// before the given time, and returns how many rows. The rows the events
-// describe stay; only the delivery log goes.
+// PruneOutbox deletes the events published before the given time, and
+// returns how many. The rows the events describe stay; only the delivery
+// log goes.
 func (db *DB) PruneOutbox(ctx context.Context, before time.Time) (int64, error) {
 	tag, err := db.pool.Exec(ctx, pruneOutboxSQL, before)
 	if err != nil {

@@ -153,3 +153,32 @@ func bounce(key string, uid uint32, at time.Time, list string, rcpts ...classify
 }
 
 func day(n int) time.Time { return t0.Add(time.Duration(n) * 24 * time.Hour) }
+
+// waitBlockedBy waits until a session waits for a lock that session pid
+// holds: PostgreSQL tells no one, so it asks every few milliseconds. It
+// fails the test when stop is closed first (what should have waited did
+// not) or after a minute.
+func (f *fixture) waitBlockedBy(pid uint32, stop <-chan struct{}) {
+	f.t.Helper()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for {
+		var blocked bool
+		err := f.raw.QueryRow(context.Background(),
+			`SELECT EXISTS (SELECT FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))`, pid).Scan(&blocked)
+		if err != nil {
+			f.t.Fatalf("waiting for a session blocked by %d: %v", pid, err)
+		}
+		if blocked {
+			return
+		}
+		select {
+		case <-stop:
+			f.t.Fatalf("no session waited for session %d", pid)
+		case <-deadline:
+			f.t.Fatalf("no session waited for session %d within a minute", pid)
+		case <-tick.C:
+		}
+	}
+}

@@ -96,9 +96,10 @@ func MigrationStatus(ctx context.Context, databaseURL string) ([]Migration, erro
 	return out, nil
 }
 
-// goMigrations are the migrations written in Go, beside the SQL files.
+// goMigrations are the migrations written in Go, beside the SQL files:
+// only what SQL cannot do (migrate_outbox.go).
 func goMigrations() []*goose.Migration {
-	return []*goose.Migration{outboxZstdMigration()}
+	return []*goose.Migration{outboxDecompressMigration()}
 }
 
 // provider returns a goose provider for the embedded migrations, speaking to

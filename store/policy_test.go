@@ -3,6 +3,7 @@ package store_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -356,5 +357,37 @@ func TestCheckSuppressionNotAnAddress(t *testing.T) {
 	}
 	if s, err := f.db.CheckSuppression(t.Context(), "A@Example.COM", ""); err != nil || s != nil {
 		t.Errorf("CheckSuppression(A@Example.COM) = %+v, %v; want none", s, err)
+	}
+}
+
+// Suppression ids follow one another, whichever connection takes them:
+// each CLI call is a new connection, and ids taken in blocks per
+// connection made them jump by hundreds.
+func TestSuppressionIDsConsecutive(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	var last int64
+	for i := range 4 {
+		// A new pool each time: a new connection, as a CLI call has.
+		db, err := store.Open(ctx, f.url, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, added, err := db.Suppress(ctx, store.SuppressRequest{Address: fmt.Sprintf("id%d@example.com", i), By: "test"})
+		db.Close()
+		if err != nil || !added {
+			t.Fatalf("Suppress #%d = %+v, %v, %v", i, s, added, err)
+		}
+		if i > 0 && s.ID != last+1 {
+			t.Errorf("suppression #%d has id %d, want %d (the one after the last)", i, s.ID, last+1)
+		}
+		last = s.ID
+	}
+	// The policy's suppressions too, with a hand-made one after them.
+	res := f.save(bounce("ids", 1, t0, "", rcpt("p1@example.com", classify.MailboxUnknown), rcpt("p2@example.com", classify.MailboxUnknown)))
+	s, _, err := f.db.Suppress(ctx, store.SuppressRequest{Address: "after@example.com", By: "test"})
+	if err != nil || res.Suppressions != 2 || s.ID != last+3 {
+		t.Errorf("after a batch with %d suppressions, Suppress = id %d, %v; want id %d", res.Suppressions, s.ID, err, last+3)
 	}
 }

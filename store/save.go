@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bouncer-mail/bouncer/classify"
 )
@@ -51,6 +48,9 @@ const (
 	maxDiagnostic = 8192 // a diagnostic or parse error
 )
 
+// insertMessagesSQL inserts the messages of a batch that are new and
+// returns their ids; a message seen before (either unique key) is skipped,
+// and one that a concurrent transaction is inserting is waited for.
 const insertMessagesSQL = `
 INSERT INTO source_messages (sha256, mailbox, uid_validity, uid, message_id, size, kind, from_header,
     subject, reporting_mta, arrival_date, feedback_type, received_at, parse_error, processed_at)
@@ -60,39 +60,18 @@ FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6:
 ON CONFLICT DO NOTHING
 RETURNING id, sha256`
 
-// seenMessagesSQL returns the (1-based) indexes of the messages of a batch
-// (messageKeys) that were saved before: two index lookups each (an OR of
-// EXISTS makes the planner read the whole table).
-const seenMessagesSQL = `
-SELECT u.i FROM unnest($1::bytea[]) WITH ORDINALITY AS u(sha256, i)
-JOIN source_messages m ON m.sha256 = u.sha256
-UNION
-SELECT u.i FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(mailbox, uid_validity, uid, i)
-JOIN source_messages m ON m.mailbox = u.mailbox AND m.uid_validity = u.uid_validity AND m.uid = u.uid`
-
-const allocMessageIDsSQL = `
-SELECT nextval('source_messages_id_seq') FROM generate_series(1, $1)`
-
-// errMessageRace says that another transaction inserted a message of the
-// batch after this one looked.
-var errMessageRace = errors.New("a message of the batch was saved concurrently")
-
-// messageCopyColumns are the columns appendMessage fills, in order.
-var messageCopyColumns = []string{"id", "sha256", "mailbox", "uid_validity", "uid", "message_id", "size", "kind",
-	"from_header", "subject", "reporting_mta", "arrival_date", "feedback_type", "received_at", "parse_error",
-	"processed_at"}
-
-// bounceCopyColumns are the columns bounceValues fills, in order.
+// bounceCopyColumns are the columns bounceRow fills, in order.
 var bounceCopyColumns = []string{"id", "source_id", "address", "address_raw", "domain", "original_recipient",
 	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
 	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
 	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
 	"created_at"}
 
-// allocBounceIDsSQL reserves ids for bounce rows: COPY writes the ids
-// given, so that suppressions and events can name their rows without
-// reading them back.
-const allocBounceIDsSQL = `
+// bounceIDsSQL takes ids for bounce rows from their sequence: COPY writes
+// the ids given, so that suppressions can name their evidence without
+// reading the rows back. The ids of rows not written (their message was
+// seen before) are skipped.
+const bounceIDsSQL = `
 SELECT nextval('bounces_id_seq') FROM generate_series(1, $1)`
 
 // expirySweep is how many addresses with lapsed suppressions a batch closes
@@ -127,45 +106,104 @@ type pendingBounce struct {
 	address  string
 	domain   string
 	at       time.Time
-	sourceID int64
-	bounceID int64 // set when inserted
+	sourceID int64 // set when its message is inserted
+	bounceID int64
 }
 
+// save is SaveBatch and SaveBatchCheckpoint (cp nil for the former): what
+// can be worked out before talking to the server, then one transaction
+// (batchSave.run).
 func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Checkpoint) (SaveResult, error) {
+	batch, dups, err := uniqueMessages(msgs)
+	if err != nil {
+		return SaveResult{}, err
+	}
+	s := db.newBatchSave(batch, db.clock())
+	s.cpMailbox, s.cp = cpMailbox, cp
 	var res SaveResult
-	now := db.clock()
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = s.run(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return SaveResult{}, fmt.Errorf("store: save batch of %d messages: %w", len(msgs), mapErr(err))
+	}
+	res.Duplicates += dups
+	return res, nil
+}
 
-	// Validate, drop repeats within the batch, and sort by hash: savers of
-	// overlapping batches then meet on the unique indexes in one order, and
-	// cannot deadlock there.
-	batch := make([]*Message, 0, len(msgs))
-	seenSum := map[[32]byte]bool{}
+// uniqueMessages validates msgs and returns them without repeats (same
+// hash, or same mailbox, UIDVALIDITY and UID), sorted by hash: savers of
+// overlapping batches then meet on the unique indexes in one order, and
+// cannot deadlock there. dups counts the repeats.
+func uniqueMessages(msgs []Message) (batch []*Message, dups int, err error) {
 	type uidKey struct {
 		mailbox string
 		v, uid  uint32
 	}
+	seenSum := map[[32]byte]bool{}
 	seenUID := map[uidKey]bool{}
+	batch = make([]*Message, 0, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Mailbox == "" || m.SHA256 == ([32]byte{}) {
-			return res, fmt.Errorf("%w: message %d of the batch (uid %d): mailbox and SHA256 are required", ErrInvalid, i, m.UID)
+			return nil, 0, fmt.Errorf("%w: message %d of the batch (uid %d): mailbox and SHA256 are required", ErrInvalid, i, m.UID)
 		}
 		if m.Report == nil && m.ParseError == "" {
-			return res, fmt.Errorf("%w: message uid %d in %s: neither report nor parse error", ErrInvalid, m.UID, m.Mailbox)
+			return nil, 0, fmt.Errorf("%w: message uid %d in %s: neither report nor parse error", ErrInvalid, m.UID, m.Mailbox)
 		}
 		k := uidKey{m.Mailbox, m.UIDValidity, m.UID}
 		if seenSum[m.SHA256] || seenUID[k] {
-			res.Duplicates++
+			dups++
 			continue
 		}
 		seenSum[m.SHA256], seenUID[k] = true, true
 		batch = append(batch, m)
 	}
 	slices.SortFunc(batch, func(a, b *Message) int { return bytes.Compare(a.SHA256[:], b.SHA256[:]) })
+	return batch, dups, nil
+}
 
-	// Before any I/O: the bounce rows the messages would add and what the
-	// policy asks of them. Which messages are new (the others add nothing)
-	// is known after the first round trip.
+// batchSave is one SaveBatch transaction: what it writes, and what its
+// first round trip read.
+type batchSave struct {
+	db        *DB
+	now       time.Time
+	batch     []*Message
+	pend      []pendingBounce // the bounce rows the messages would add
+	cands     []candidate     // the suppressions the policy asks for them
+	candPend  []int           // cands[k] is for pend[candPend[k]]
+	addrs     []string        // the addresses of cands, locked
+	cpMailbox string
+	cp        *Checkpoint // also saved when set
+
+	policy    *policyRun
+	sourceIDs map[[32]byte]int64 // the messages inserted, by hash
+	bounceIDs []int64            // reserved, one per pend
+	sweep     []string           // addresses with lapsed suppressions
+}
+
+// newBatchSave prepares the rows of batch and what the policy asks of
+// them; which messages are new (the others add nothing) is known after
+// the first round trip.
+func (db *DB) newBatchSave(batch []*Message, now time.Time) *batchSave {
+	s := &batchSave{db: db, now: now, batch: batch, pend: pendingBounces(batch, now)}
+	s.cands, s.candPend = db.candidates(s.pend, now)
+	seen := map[string]bool{}
+	for i := range s.cands {
+		if a := s.cands[i].address; !seen[a] {
+			seen[a] = true
+			s.addrs = append(s.addrs, a)
+		}
+	}
+	s.policy = db.newPolicyRun(now, s.cands, nil)
+	return s
+}
+
+// pendingBounces returns the bounce rows of batch: one per failed
+// recipient of each message.
+func pendingBounces(batch []*Message, now time.Time) []pendingBounce {
 	var pend []pendingBounce
 	for _, m := range batch {
 		if m.Report == nil {
@@ -189,245 +227,135 @@ func (db *DB) save(ctx context.Context, msgs []Message, cpMailbox string, cp *Ch
 			pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at})
 		}
 	}
-	// Each bounce row makes at most two events; expiry adds a few.
-	if 2*len(pend)+expirySweep >= maxOutboxRow {
-		return res, fmt.Errorf("%w: %d failed recipients in one batch, split it", ErrInvalid, len(pend))
+	return pend
+}
+
+// run writes the batch in tx.
+func (s *batchSave) run(ctx context.Context, tx pgx.Tx) (SaveResult, error) {
+	if err := s.readFirst(ctx, tx); err != nil {
+		return SaveResult{}, err
 	}
-	cands, candPend := db.candidates(pend, now)
-	lockSet := map[string]bool{}
-	var addrs []string
-	for i := range cands {
-		if a := cands[i].address; !lockSet[a] {
-			lockSet[a] = true
-			addrs = append(addrs, a)
+	rows := s.newRows()
+	if err := s.sweepOthers(ctx, tx); err != nil {
+		return SaveResult{}, err
+	}
+	res := SaveResult{Messages: len(s.sourceIDs), Duplicates: len(s.batch) - len(s.sourceIDs)}
+	if len(rows) > 0 {
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"bounces"}, bounceCopyColumns,
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return bounceRow(&s.pend[rows[i]], s.now), nil }))
+		if err != nil {
+			return SaveResult{}, fmt.Errorf("insert %d bounces: %w", len(rows), err)
+		}
+		res.Bounces = int(n)
+	}
+	// The bounce events come first in the outbox, then the policy's.
+	ev := &outboxEvents{}
+	for _, i := range rows {
+		if err := ev.add(bounceSubject(s.pend[i].rcpt), bouncePayload(&s.pend[i]), s.now); err != nil {
+			return SaveResult{}, err
 		}
 	}
+	out, err := s.policy.write(ctx, tx, ev)
+	if err != nil {
+		return SaveResult{}, fmt.Errorf("apply the policy to %d bounces: %w", len(rows), err)
+	}
+	res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
+	return res, nil
+}
 
-	dupsInBatch := res.Duplicates
-	// Meanwhile (from here to the first round trip's end), the rows and
-	// events as they are when every message is new.
-	var pre *batchRows
-	built := make(chan struct{})
-	go func() {
-		defer close(built)
-		pre = buildBatchRows(batch, pend, now)
-	}()
-	defer func() {
-		<-built
-		pre.release()
-	}()
-	// The messages go in by COPY, with ids reserved in the first round
-	// trip. Most batches are all new (a worker reads past its
-	// checkpoint), so the round trip looks up which were seen before only
-	// when the last batch saved met some (db.lookFirst). A message seen
-	// before that was not looked up, or that a concurrent saver inserted
-	// in between, makes the COPY fail on a unique index: the batch is then
-	// saved again the slow way, INSERT ... ON CONFLICT DO NOTHING.
-	fast, look := true, db.lookFirst.Load()
-	var err error
-	for {
-		err = db.inTx(ctx, func(tx *txn) error {
-			// Round trip 1: the checkpoint, lock the addresses the policy
-			// may change (before any message or row, so that no saver
-			// waits for a lock while holding rows another may wait for),
-			// which messages are new (or insert them), reserve ids, and
-			// the policy's reads. Addresses whose soft suppressions lapsed
-			// come too (closed below, a few per batch).
-			res = SaveResult{Duplicates: dupsInBatch}
-			run := db.newPolicyRun(now, cands, nil)
-			bySum := map[[32]byte]int64{}
-			var seen []int64
-			var sweep []string
-			var msgIDs, bounceIDs []int64
-			b := &pgx.Batch{}
-			// The checkpoint's row first: a saver that waits for it
-			// holds nothing another may wait for.
-			if cp != nil {
-				b.Queue(saveCheckpointSQL, cpMailbox, int64(cp.UIDValidity), int64(cp.LastUID), now)
-			}
-			if len(addrs) > 0 {
-				queueLock(b, addrs)
-			}
-			if len(batch) > 0 && fast {
-				if look {
-					b.Queue(seenMessagesSQL, messageKeys(batch)...).Query(func(rows pgx.Rows) error {
-						var err error
-						seen, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-						return err
-					})
-				}
-				b.Queue(allocMessageIDsSQL, len(batch)).Query(func(rows pgx.Rows) error {
-					var err error
-					msgIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+// readFirst is the transaction's first round trip: the checkpoint, the
+// locks of the addresses the policy may change (before any message or
+// row, so that no saver waits for a lock while holding rows another may
+// wait for), the new messages, ids for the bounce rows, the addresses
+// whose soft suppressions lapsed (closed a few per batch), and the
+// policy's reads.
+func (s *batchSave) readFirst(ctx context.Context, tx pgx.Tx) error {
+	b := &pgx.Batch{}
+	// The checkpoint's row first: a saver that waits for it holds
+	// nothing another may wait for.
+	if s.cp != nil {
+		b.Queue(saveCheckpointSQL, s.cpMailbox, int64(s.cp.UIDValidity), int64(s.cp.LastUID), s.now)
+	}
+	if len(s.addrs) > 0 {
+		queueLock(b, s.addrs)
+	}
+	s.sourceIDs = map[[32]byte]int64{}
+	if len(s.batch) > 0 {
+		b.Queue(insertMessagesSQL, messageColumns(s.batch, s.now)...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id int64
+				var sum []byte
+				if err := rows.Scan(&id, &sum); err != nil {
 					return err
-				})
-			} else if len(batch) > 0 {
-				b.Queue(insertMessagesSQL, messageColumns(batch, now)...).Query(func(rows pgx.Rows) error {
-					for rows.Next() {
-						var id int64
-						var sum []byte
-						if err := rows.Scan(&id, &sum); err != nil {
-							return err
-						}
-						bySum[[32]byte(sum)] = id
-					}
-					return rows.Err()
-				})
-			}
-			b.Queue(expiredAddressesSQL, now, expirySweep).Query(func(rows pgx.Rows) error {
-				var err error
-				sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
-				return err
-			})
-			if len(pend) > 0 {
-				b.Queue(allocBounceIDsSQL, len(pend)).Query(func(rows pgx.Rows) error {
-					var err error
-					bounceIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-					return err
-				})
-			}
-			if len(addrs) > 0 {
-				run.queueRead(b, addrs)
-			}
-			err := tx.SendBatch(ctx, b).Close()
-			<-built
-			pre.ev.reset(pre.evMark) // the events of an attempt before go
-			if err != nil {
-				return fmt.Errorf("insert %d messages: %w", len(batch), err)
-			}
-			if pre.err != nil {
-				return pre.err
-			}
-			// Which messages are new, with their reserved ids.
-			var msgData *copyData
-			if len(batch) > 0 && fast {
-				old := make([]bool, len(batch))
-				for _, i := range seen {
-					old[i-1] = true
 				}
-				msgData = pre.msgs
-				if len(seen) > 0 {
-					msgData = newCopyData(len(batch) * 300)
-					defer putBuf(msgData.b)
-				}
-				for k, m := range batch {
-					if old[k] {
-						continue
-					}
-					bySum[m.SHA256] = msgIDs[k]
-					if len(seen) > 0 {
-						appendMessage(msgData, m, msgIDs[k], now)
-					} else {
-						msgData.setInt8(pre.msgIDAt[k], msgIDs[k])
-					}
-				}
+				s.sourceIDs[[32]byte(sum)] = id
 			}
-			res.Messages = len(bySum)
-			res.Duplicates += len(batch) - len(bySum)
-
-			// The rows of new messages get the reserved ids; the policy
-			// forgets the others.
-			var rows []int // indexes in pend
-			for i := range pend {
-				p := &pend[i]
-				p.sourceID, p.bounceID = 0, 0
-				id, ok := bySum[p.msg.SHA256]
-				if !ok {
-					continue
-				}
-				p.sourceID, p.bounceID = id, bounceIDs[len(rows)]
-				rows = append(rows, i)
-			}
-			for k, i := range candPend {
-				cands[k].dropped = pend[i].sourceID == 0
-			}
-			db.addBatchSoftDays(run, pend, rows)
-
-			// Expired suppressions of addresses not locked above, if their
-			// locks are free.
-			var extra []string
-			for _, a := range sweep {
-				if !lockSet[a] {
-					extra = append(extra, a)
-				}
-			}
-			if len(extra) > 0 {
-				b := &pgx.Batch{}
-				run.queueSweep(b, extra)
-				if err := tx.SendBatch(ctx, b).Close(); err != nil {
-					return fmt.Errorf("expire suppressions of %d addresses: %w", len(extra), err)
-				}
-			}
-
-			// The bounce rows, whose events join those of the policy in
-			// the transaction's one outbox row.
-			ev := &pre.ev
-			bounceData := pre.bounces
-			if len(rows) < len(pend) {
-				bounceData = newCopyData(len(rows) * 600)
-				defer putBuf(bounceData.b)
-				ev = &outboxRows{}
-				defer ev.release()
-				for _, i := range rows {
-					appendBounce(bounceData, &pend[i], now)
-					if err := ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-						return err
-					}
-				}
-			} else {
-				for i := range pend {
-					bounceData.setInt8(pre.bounceAt[i][0], pend[i].bounceID)
-					bounceData.setInt8(pre.bounceAt[i][1], pend[i].sourceID)
-				}
-			}
-
-			// The policy decides while the messages and bounce rows go in
-			// by COPY.
-			var plan *policyPlan
-			planned := make(chan struct{})
-			go func() {
-				defer close(planned)
-				plan = run.plan(ev)
-				ev.seal() // compressed while the rows go in
-			}()
-			defer func() { <-planned }()
-			if msgData != nil && len(bySum) > 0 {
-				if _, err := copyIn(ctx, tx, "source_messages", messageCopyColumns, msgData.bytes()); err != nil {
-					if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == "23505" {
-						return fmt.Errorf("%w: %w", errMessageRace, err)
-					}
-					return fmt.Errorf("insert %d messages: %w", len(bySum), err)
-				}
-			}
-			if len(rows) > 0 {
-				n, err := copyIn(ctx, tx, "bounces", bounceCopyColumns, bounceData.bytes())
-				if err != nil {
-					return fmt.Errorf("insert %d bounces: %w", len(rows), err)
-				}
-				res.Bounces = int(n)
-			}
-			<-planned
-			out, err := run.exec(ctx, tx, plan)
-			if err != nil {
-				return fmt.Errorf("apply the policy to %d bounces: %w", len(rows), err)
-			}
-			res.Suppressions, res.Removed, res.Events = out.added, out.removed, out.events
-			return nil
+			return rows.Err()
 		})
-		if fast && errors.Is(err, errMessageRace) {
-			fast = false
+	}
+	b.Queue(expiredAddressesSQL, s.now, expirySweep).Query(func(rows pgx.Rows) error {
+		var err error
+		s.sweep, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if len(s.pend) > 0 {
+		b.Queue(bounceIDsSQL, len(s.pend)).Query(func(rows pgx.Rows) error {
+			var err error
+			s.bounceIDs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			return err
+		})
+	}
+	if len(s.addrs) > 0 {
+		s.policy.queueRead(b, s.addrs)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert %d messages: %w", len(s.batch), err)
+	}
+	return nil
+}
+
+// newRows gives the bounce rows of new messages their ids and returns
+// their indexes in pend; the policy forgets the others.
+func (s *batchSave) newRows() []int {
+	var rows []int
+	for i := range s.pend {
+		p := &s.pend[i]
+		id, ok := s.sourceIDs[p.msg.SHA256]
+		if !ok {
 			continue
 		}
-		break
+		p.sourceID, p.bounceID = id, s.bounceIDs[i]
+		rows = append(rows, i)
 	}
-	if err != nil {
-		return SaveResult{}, fmt.Errorf("store: save batch of %d messages: %w", len(msgs), mapErr(err))
+	for k, i := range s.candPend {
+		s.cands[k].dropped = s.pend[i].sourceID == 0
 	}
-	// Messages saved before come in runs (a replay after a crash or a
-	// UIDVALIDITY change, a second worker): look them up first while they
-	// do.
-	db.lookFirst.Store(res.Duplicates > dupsInBatch)
-	return res, nil
+	s.db.addBatchSoftDays(s.policy, s.pend, rows)
+	return rows
+}
+
+// sweepOthers closes the expired suppressions of the lapsed addresses
+// that the batch did not lock, if their locks are free.
+func (s *batchSave) sweepOthers(ctx context.Context, tx pgx.Tx) error {
+	locked := map[string]bool{}
+	for _, a := range s.addrs {
+		locked[a] = true
+	}
+	var extra []string
+	for _, a := range s.sweep {
+		if !locked[a] {
+			extra = append(extra, a)
+		}
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	s.policy.queueSweep(b, extra)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("expire suppressions of %d addresses: %w", len(extra), err)
+	}
+	return nil
 }
 
 func optTime(t time.Time) *time.Time {
@@ -469,171 +397,25 @@ func messageColumns(batch []*Message, now time.Time) []any {
 	return []any{sums, mailbox, uidv, uid, msgID, size, kind, from, subject, rmta, arrival, fbt, received, perr, now}
 }
 
-// batchRows are the COPY data of a batch's messages and bounce rows, and
-// the events of the rows, built while the first round trip is under way
-// for the case where every message is new: the ids that round trip
-// reserves are then written into place.
-type batchRows struct {
-	msgs     *copyData // nil unless asked for
-	msgIDAt  []int     // where batch[k]'s id goes in msgs
-	bounces  *copyData
-	bounceAt [][2]int // where pend[i]'s id and source_id go in bounces
-	ev       outboxRows
-	evMark   outboxMark // ev holds the bounce events up to here
-	err      error
-}
-
-func buildBatchRows(batch []*Message, pend []pendingBounce, now time.Time) *batchRows {
-	r := &batchRows{}
-	if len(batch) > 0 {
-		r.msgs = newCopyData(len(batch) * 300)
-		r.msgIDAt = make([]int, len(batch))
-		for k, m := range batch {
-			r.msgIDAt[k] = appendMessage(r.msgs, m, 0, now)
-		}
-	}
-	if len(pend) > 0 {
-		r.bounces = newCopyData(len(pend) * 600)
-		r.bounceAt = make([][2]int, len(pend))
-		// Each row makes a bounce event, and maybe a suppression event.
-		r.ev.reserve(2*len(pend), bouncePayloadSize)
-		for i := range pend {
-			idAt, srcAt := appendBounce(r.bounces, &pend[i], now)
-			r.bounceAt[i] = [2]int{idAt, srcAt}
-			if err := r.ev.add(bounceSubject(pend[i].rcpt), bouncePayload(&pend[i])); err != nil {
-				r.err = err
-				break
-			}
-		}
-	}
-	r.evMark = r.ev.mark()
-	return r
-}
-
-// release gives r's buffers back to bufPool.
-func (r *batchRows) release() {
-	if r.msgs != nil {
-		putBuf(r.msgs.b)
-	}
-	if r.bounces != nil {
-		putBuf(r.bounces.b)
-	}
-	r.ev.release()
-}
-
-// messageKeys returns the arrays of seenMessagesSQL.
-func messageKeys(batch []*Message) []any {
-	n := len(batch)
-	sums, mailbox := make([][]byte, n), make([]string, n)
-	uidv, uid := make([]int64, n), make([]int64, n)
-	for i, m := range batch {
-		sums[i] = m.SHA256[:]
-		mailbox[i] = cleanText(m.Mailbox, maxShort)
-		uidv[i], uid[i] = int64(m.UIDValidity), int64(m.UID)
-	}
-	return []any{sums, mailbox, uidv, uid}
-}
-
-// appendMessage appends m's row of messageCopyColumns to c; it holds what
-// messageColumns gives insertMessagesSQL.
-func appendMessage(c *copyData, m *Message, id int64, now time.Time) (idAt int) {
-	c.row(len(messageCopyColumns))
-	idAt = c.int8At()
-	c.int8(id)
-	c.bytea(m.SHA256[:])
-	c.text(cleanText(m.Mailbox, maxShort))
-	c.int8(int64(m.UIDValidity))
-	c.int8(int64(m.UID))
-	msgID := cleanText(m.MessageID, maxShort)
-	r := m.Report
-	if msgID == "" && r != nil {
-		msgID = cleanText(r.MessageID, maxShort)
-	}
-	c.text(msgID)
-	c.int4(int32(min(m.Size, 1<<31-1)))
-	if r == nil {
-		c.null()
-		c.text("")
-		c.text("")
-		c.text("")
-		c.null()
-		c.text("")
-	} else {
-		c.text(string(r.Kind))
-		c.text(cleanText(r.From, maxShort))
-		c.text(cleanText(r.Subject, maxShort))
-		c.text(cleanText(r.ReportingMTA, maxShort))
-		c.optTimestamptz(r.ArrivalDate)
-		c.text(cleanText(r.FeedbackType, maxShort))
-	}
-	c.optTimestamptz(m.InternalDate)
-	c.text(cleanText(m.ParseError, maxDiagnostic))
-	c.timestamptz(now)
-	return idAt
-}
-
-// appendBounce appends p's row of bounceCopyColumns to c and returns where
-// its id and source_id are (for copyData.setInt8).
-func appendBounce(c *copyData, p *pendingBounce, now time.Time) (idAt, sourceAt int) {
+// bounceRow is p's row of bounceCopyColumns.
+func bounceRow(p *pendingBounce, now time.Time) []any {
 	r, rep := p.rcpt, p.msg.Report
 	o := &rep.Original
-	c.row(len(bounceCopyColumns))
-	idAt = c.int8At()
-	c.int8(p.bounceID)
-	sourceAt = c.int8At()
-	c.int8(p.sourceID)
-	c.text(p.address)
-	c.text(cleanText(r.Address, maxShort))
-	c.text(p.domain)
-	c.text(cleanText(r.OriginalAddress, maxShort))
-	c.text(string(rep.Kind))
-	c.text(cleanText(r.Action, maxShort))
-	c.text(cleanText(r.Command, maxShort))
-	c.text(cleanText(r.Status, maxShort))
-	c.int4(int32(r.SMTPCode))
-	c.text(cleanText(r.Diagnostic, maxDiagnostic))
-	c.text(cleanText(r.RemoteMTA, maxShort))
-	c.optTimestamptz(r.LastAttempt)
-	c.text(string(r.Category))
-	c.text(string(cmp.Or(r.Severity, classify.None)))
-	c.boolean(r.Suppress)
-	c.text(cleanText(r.Rule, maxShort))
-	c.text(cleanText(o.Source, maxShort))
-	c.text(cleanText(o.MessageID, maxShort))
-	c.text(cleanText(o.ListID, maxShort))
-	c.text(cleanText(o.CampaignID, maxShort))
+	var campaign map[string]string // NULL when there is none
 	if len(o.Campaign) > 0 {
-		c.jsonb(campaignJSON(o.Campaign))
-	} else {
-		c.null()
-	}
-	c.text(cleanText(o.From, maxShort))
-	c.text(cleanText(o.To, maxShort))
-	c.text(cleanText(o.Subject, maxShort))
-	c.boolean(o.AutoReply)
-	c.timestamptz(p.at)
-	c.timestamptz(now)
-	return idAt, sourceAt
-}
-
-// campaignJSON is the campaign headers as a JSON object, keys and values
-// cleaned.
-func campaignJSON(m map[string]string) []byte {
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[cleanText(k, maxShort)] = cleanText(v, maxShort)
-	}
-	keys := slices.Sorted(maps.Keys(c))
-	j := []byte{'{'}
-	for i, k := range keys {
-		if i > 0 {
-			j = append(j, ',')
+		campaign = make(map[string]string, len(o.Campaign))
+		for k, v := range o.Campaign {
+			campaign[cleanText(k, maxShort)] = cleanText(v, maxShort)
 		}
-		j = appendJSONString(j, k)
-		j = append(j, ':')
-		j = appendJSONString(j, c[k])
 	}
-	return append(j, '}')
+	return []any{p.bounceID, p.sourceID, p.address, cleanText(r.Address, maxShort), p.domain,
+		cleanText(r.OriginalAddress, maxShort), string(rep.Kind), cleanText(r.Action, maxShort),
+		cleanText(r.Command, maxShort), cleanText(r.Status, maxShort), int32(r.SMTPCode),
+		cleanText(r.Diagnostic, maxDiagnostic), cleanText(r.RemoteMTA, maxShort), optTime(r.LastAttempt),
+		string(r.Category), string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
+		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),
+		cleanText(o.CampaignID, maxShort), campaign, cleanText(o.From, maxShort), cleanText(o.To, maxShort),
+		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now}
 }
 
 // bounceSubject is bounce.<severity>.<category>.

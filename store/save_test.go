@@ -137,7 +137,7 @@ func TestResaveChangesNothing(t *testing.T) {
 	}
 	// Every event is there, pending, its payload naming it (events checks).
 	events := len(f.events())
-	if pending := f.n(`SELECT sum(pending) FROM outbox_batches WHERE cardinality(published) = pending`); events < 1000 || pending != events {
+	if pending := f.n(`SELECT count(*) FROM outbox WHERE published_at IS NULL`); events < 1000 || pending != events {
 		t.Errorf("events = %d, pending = %d; want the same, at least 1000", events, pending)
 	}
 	before := f.counts()
@@ -330,9 +330,9 @@ WHERE b.address = 'jane@example.com'`, f.now, m.SHA256[:]).Scan(&got)
 	}
 }
 
-// A message another transaction inserts after SaveBatch looked for it: the
-// batch waits for that transaction, then saves the rest (it committed) or
-// everything (it rolled back).
+// A message another transaction is inserting when SaveBatch inserts it:
+// the batch waits for that transaction, then saves the rest (it committed)
+// or everything (it rolled back).
 func TestSaveBatchRacesAnInsert(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, store.Policy{})
@@ -345,6 +345,10 @@ func TestSaveBatchRacesAnInsert(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback(context.Background()) // a failed test must not keep the connection
+		var pid uint32
+		if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO source_messages (sha256, mailbox, uid_validity, uid, processed_at) VALUES ($1, 'elsewhere', 1, $2, now())`, sum[:], i); err != nil {
 			t.Fatal(err)
 		}
@@ -353,14 +357,16 @@ func TestSaveBatchRacesAnInsert(t *testing.T) {
 			err error
 		}
 		done := make(chan result, 1)
+		saved := make(chan struct{})
 		go func() {
+			defer close(saved)
 			res, err := f.db.SaveBatch(ctx, []store.Message{
 				bounce(key+"-a", uint32(10*i+1), t0, "", rcpt("a-"+key+"@example.com", classify.MailboxUnknown)),
 				bounce(key+"-b", uint32(10*i+2), t0, "", rcpt("b-"+key+"@example.com", classify.MailboxUnknown)),
 			})
 			done <- result{res, err}
 		}()
-		time.Sleep(300 * time.Millisecond) // SaveBatch waits on the uncommitted row
+		f.waitBlockedBy(pid, saved) // SaveBatch waits on the uncommitted row
 		if commit {
 			err = tx.Commit(ctx)
 		} else {
@@ -369,6 +375,7 @@ func TestSaveBatchRacesAnInsert(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		<-saved
 		r := <-done
 		want := store.SaveResult{Messages: 1, Duplicates: 1, Bounces: 1, Suppressions: 1, Events: 2}
 		if !commit {

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -57,9 +56,6 @@ type DB struct {
 	pool   *pgxpool.Pool
 	policy Policy
 	now    func() time.Time
-	// lookFirst: the last batch saved held messages saved before, so the
-	// next one looks its messages up before inserting them (see save).
-	lookFirst atomic.Bool
 }
 
 // Open returns a DB for databaseURL (a postgres:// URL or key=value DSN).

@@ -70,11 +70,11 @@ func TestMaintenance(t *testing.T) {
 	// 8 days on: the events are past the 7-day retention, the soft
 	// suppression not yet expired.
 	setClock(now.Add(8 * 24 * time.Hour))
-	if exp, pr := w.maintenance(t.Context()); exp != 0 || pr != 1 {
-		t.Errorf("maintenance 8 days on = %d expired, %d pruned; want 0 and the 1 outbox row", exp, pr)
+	if exp, pr := w.maintenance(t.Context()); exp != 0 || pr != 6 {
+		t.Errorf("maintenance 8 days on = %d expired, %d pruned; want 0 and the 6 events (outbox rows)", exp, pr)
 	}
 	// 31 days on: the soft suppression is over; its removal is an event
-	// waiting in a new outbox row, which is not pruned (unpublished).
+	// waiting in the outbox, which is not pruned (unpublished).
 	setClock(now.Add(31 * 24 * time.Hour))
 	if exp, pr := w.maintenance(t.Context()); exp != 1 || pr != 0 {
 		t.Errorf("maintenance 31 days on = %d expired, %d pruned; want 1 and 0", exp, pr)
@@ -92,7 +92,7 @@ func TestMaintenance(t *testing.T) {
 	if exp, pr := w.maintenance(t.Context()); exp != 0 || pr != 0 {
 		t.Errorf("maintenance again = %d expired, %d pruned; want nothing to do", exp, pr)
 	}
-	if got := logs.String(); !contains(got, "maintenance done", "suppressions_expired=1", "outbox_rows_pruned=1") {
+	if got := logs.String(); !contains(got, "maintenance done", "suppressions_expired=1", "outbox_rows_pruned=6") {
 		t.Errorf("maintenance logs lack the counts:\n%s", got)
 	}
 
