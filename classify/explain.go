@@ -132,6 +132,9 @@ func WriteExplanation(w io.Writer, rec *Record) {
 	fmt.Fprintf(w, "  what to do:  %s\n", e.Todo)
 	fmt.Fprintf(w, "  suppress:    %s\n", SuppressWords(rec))
 	fmt.Fprintf(w, "  rule:        %s\n", rec.Rule)
+	if rec.Why != "" {
+		fmt.Fprintf(w, "  why:         %s\n", rec.Why)
+	}
 	if rec.OriginalAutoReply {
 		fmt.Fprintf(w, "  note:        %s\n", AutoReplyNote)
 	}

@@ -927,6 +927,7 @@ func (m *message) decideAll(rep *Report) {
 		if r.Category == "" {
 			d := decide(r, facts{autoReply: rep.Original.AutoReply, dsnAction: rep.Kind == KindDSN})
 			r.Status, r.Category, r.Severity, r.Suppress, r.Rule = d.status, d.category, d.severity, d.suppress, d.rule
+			r.Why = rowWhy(d.row)
 		}
 		if r.Failed() && r.Action != "delayed" {
 			allDelayed = false

@@ -21,6 +21,7 @@ type Record struct {
 	ReportingMTA      string   `json:"reporting_mta,omitempty"`
 	FeedbackType      string   `json:"feedback_type,omitempty"`
 	Rule              string   `json:"rule"`
+	Why               string   `json:"why,omitempty"` // the decision table row's reason
 
 	OriginalMessageID string `json:"original_message_id,omitempty"`
 	ListID            string `json:"list_id,omitempty"`
@@ -64,7 +65,7 @@ func (rep *Report) Records() []Record {
 		rec.Suppress = r.Suppress
 		rec.Diagnostic = r.Diagnostic
 		rec.RemoteMTA = r.RemoteMTA
-		rec.Rule = r.Rule
+		rec.Rule, rec.Why = r.Rule, r.Why
 		out = append(out, rec)
 	}
 	if len(out) > 0 {

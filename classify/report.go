@@ -150,6 +150,9 @@ type Recipient struct {
 	Suppress bool
 	// Rule names the rule that decided Category, Severity and Suppress.
 	Rule string
+	// Why is the reason of the decision table's row that decided, in words
+	// (see `bouncer rules`).
+	Why string
 }
 
 // Failed reports whether r is a failure or a warning worth recording: failed

@@ -509,3 +509,13 @@ func replyPart(text string, code int) string {
 		i = j + 1
 	}
 }
+
+// rowWhy returns the reason of the table's row called name, or "".
+func rowWhy(name string) string {
+	for i := range decisionTable {
+		if decisionTable[i].name == name {
+			return decisionTable[i].why
+		}
+	}
+	return ""
+}
