@@ -68,6 +68,7 @@ type Options struct {
 var DefaultCampaignHeaders = []string{
 	"X-Campaign-Id", "X-Campaign", "X-Campaignid", "X-Mailgun-Campaign-Id",
 	"X-Mc-Campaign", "X-Sg-Campaign-Id", "X-Newsletter-Id", "X-Job",
+	"X-Listmonk-Campaign", // listmonk
 }
 
 const (

@@ -227,3 +227,15 @@ func TestForeignNoticeDetected(t *testing.T) {
 		}
 	}
 }
+
+// listmonk names its campaign in X-Listmonk-Campaign.
+func TestListmonkCampaignHeader(t *testing.T) {
+	raw := "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@lists.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n<ana@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 User unknown (in reply to RCPT TO command)\r\n\r\n" +
+		"--- Below this line is a copy of the message.\r\n\r\nFrom: news@lists.example.com\r\nTo: ana@example.org\r\nMessage-ID: <lm1@lists.example.com>\r\n" +
+		"X-Listmonk-Campaign: 5e2e0a35-1f0e-4c7b-9d0a-3f1c2b7f9a11\r\nSubject: News\r\n\r\nhi\r\n"
+	rep := classifyString(t, raw)
+	if got := rep.Original.CampaignID; got != "5e2e0a35-1f0e-4c7b-9d0a-3f1c2b7f9a11" {
+		t.Errorf("campaign %q, want listmonk's", got)
+	}
+}
