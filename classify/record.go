@@ -27,6 +27,10 @@ type Record struct {
 	CampaignID        string `json:"campaign_id,omitempty"`
 	OriginalAutoReply bool   `json:"original_auto_reply,omitempty"`
 
+	// ReturnPaths are Report.ReturnPaths: where a signed return path's
+	// token is looked for.
+	ReturnPaths []string `json:"return_paths,omitempty"`
+
 	// Error is set when the message could not be classified at all.
 	Error string `json:"error,omitempty"`
 }
@@ -44,6 +48,7 @@ func (rep *Report) Records() []Record {
 		ListID:            rep.Original.ListID,
 		CampaignID:        rep.Original.CampaignID,
 		OriginalAutoReply: rep.Original.AutoReply,
+		ReturnPaths:       rep.ReturnPaths,
 	}
 	var out []Record
 	for i := range rep.Recipients {
