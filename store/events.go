@@ -23,8 +23,10 @@ const (
 )
 
 // PayloadSchema is the version of Payload; it changes only when a field
-// changes meaning or goes away (new fields do not change it).
-const PayloadSchema = 1
+// changes meaning or goes away (new fields do not change it). Version 2:
+// a bounce's suppress is false when the bounce was not proven to answer
+// mail we sent (verified false), whatever the classifier said.
+const PayloadSchema = 2
 
 // Event is one event of the outbox: a message to publish on NATS JetStream.
 type Event struct {
@@ -78,6 +80,11 @@ type Payload struct {
 	Kind   string `json:"kind,omitempty"`
 	Action string `json:"action,omitempty"`
 	Rule   string `json:"rule,omitempty"`
+	// Verified says whether the bounce was proven to answer mail we sent
+	// (absent when no trust policy was applied), VerifiedBy by what or why
+	// not; an unverified bounce suppresses nothing.
+	Verified   *bool  `json:"verified,omitempty"`
+	VerifiedBy string `json:"verified_by,omitempty"`
 
 	// Suppression events only.
 	Suppression *PayloadSuppression `json:"suppression,omitempty"`
