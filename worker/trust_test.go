@@ -53,7 +53,9 @@ List-Id: <news.lists.example.com>
 `, rcpt, envTo, msgID), "\n", "\r\n"))
 }
 
-func testSecret(b byte) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune(b)), 32))) }
+func testSecret(b byte) string {
+	return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune(b)), 32)))
+}
 
 // trustCase is one bounce of the trust test and what must come of it.
 type trustCase struct {
