@@ -132,6 +132,9 @@ func WriteExplanation(w io.Writer, rec *Record) {
 	fmt.Fprintf(w, "  what to do:  %s\n", e.Todo)
 	fmt.Fprintf(w, "  suppress:    %s\n", SuppressWords(rec))
 	fmt.Fprintf(w, "  rule:        %s\n", rec.Rule)
+	if rec.Verified != nil {
+		fmt.Fprintf(w, "  verified:    %s\n", VerifiedWords(rec))
+	}
 	if rec.OriginalAutoReply {
 		fmt.Fprintf(w, "  note:        %s\n", AutoReplyNote)
 	}
@@ -168,4 +171,17 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// VerifiedWords says whether a bounce was proven to answer mail we sent,
+// for a person: only a proven bounce may suppress (the worker's trust
+// policy sets Record.Verified; classify has no keys).
+func VerifiedWords(rec *Record) string {
+	switch {
+	case rec.Verified == nil:
+		return "not checked"
+	case *rec.Verified:
+		return "yes (" + rec.VerifiedBy + ")"
+	}
+	return "no (" + rec.VerifiedBy + "): not proven to answer mail we sent, so it suppresses nothing"
 }

@@ -225,3 +225,13 @@ func sentVerdict(sent map[string]store.SentMessage, msgID, addr string) store.Tr
 	}
 	return store.Trust{Verified: true, By: "sent"}
 }
+
+// VerifyVERP judges the recipients of rep by their signed return paths
+// alone, as BOUNCER_TRUST=verp does, without a database: for bouncer parse
+// and the explain page when VERP keys are set. Like the worker, it clears
+// the suppress flag of an unverified recipient and suffixes its rule. The
+// verdicts have the index of rep.Recipients.
+func VerifyVERP(c *verp.Codec, rep *classify.Report) []store.Trust {
+	t := &trustPolicy{cfg: TrustConfig{Mode: TrustVERP, VERP: c}}
+	return t.verdicts(TrustVERP, rep, nil)
+}

@@ -45,6 +45,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"rules", "--bogus"}, nil, 2, []string{"rules: flag provided but not defined: -bogus", "bouncer rules -h"}},
 
 		{[]string{"parse"}, nil, 2, []string{"parse needs at least one FILE, DIR or -"}},
+		{[]string{"parse", "x.eml"}, map[string]string{"BOUNCER_VERP_KEYS": "k1:short"}, 2, []string{"parse: BOUNCER_VERP_KEYS: "}},
 		{[]string{"parse", "--bogus"}, nil, 2, []string{"parse: flag provided but not defined: -bogus", "bouncer parse -h"}},
 
 		{[]string{"serve", "extra"}, nil, 2, []string{"serve takes no arguments"}},
