@@ -52,7 +52,7 @@ func runParse(ctx context.Context, e *env, args []string) error {
 	go walkInputs(fl.Args(), paths)
 	var unreadable []string
 	c := classify.New(classify.Options{})
-	codec, err := parseCodec(e)
+	codec, err := parseCodec(e, "parse")
 	if err != nil {
 		return err
 	}
@@ -169,15 +169,16 @@ func readInput(path string, stdin io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// parseCodec is the VERP codec when keys are set (parse then says whether
-// each bounce is verified), else nil.
-func parseCodec(e *env) (*verp.Codec, error) {
+// parseCodec is the VERP codec when keys are set (parse and the explain
+// page then say whether each bounce is verified), else nil; bad keys are
+// a usage error of cmd.
+func parseCodec(e *env, cmd string) (*verp.Codec, error) {
 	c, err := verp.LoadCodec(e.getenv)
 	switch {
 	case errors.Is(err, verp.ErrNoKeys):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("%w: parse: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, cmd, err)
 	}
 	return &c, nil
 }
@@ -204,6 +205,11 @@ func records(c *classify.Classifier, codec *verp.Codec, raw []byte) []classify.R
 		k++
 	}
 	return recs
+}
+
+// recordsFunc is records for the explain page.
+func recordsFunc(c *classify.Classifier, codec *verp.Codec) func(raw []byte) []classify.Record {
+	return func(raw []byte) []classify.Record { return records(c, codec, raw) }
 }
 
 // formatMessage classifies raw and writes its records to buf: NDJSON, or

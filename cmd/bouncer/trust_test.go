@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/worker/verp"
 )
 
@@ -76,5 +78,30 @@ func TestParseVerified(t *testing.T) {
 	}
 	if !strings.Contains(human.String(), "verified:    no (unverified:bad-tag): not proven to answer mail we sent") {
 		t.Errorf("parse (human) printed %q, want a verified line", human.String())
+	}
+}
+
+// TestExplainVerified: the explain page's API, given bouncer's records
+// with VERP keys, says whether a bounce is verified.
+func TestExplainVerified(t *testing.T) {
+	ks, err := verp.ParseKeys("k1:" + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("s", 32))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../../classify/testdata/mailbox_unknown-postfix.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := classify.New(classify.Options{})
+	h := explain.New(c, nil, explain.Options{Records: recordsFunc(c, &verp.Codec{Keys: ks})})
+	req := httptest.NewRequest("POST", "http://127.0.0.1/api/v1/parse", bytes.NewReader(src))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var r classify.Record
+	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
+		t.Fatalf("POST /api/v1/parse = %d %q: %v", rec.Code, rec.Body, err)
+	}
+	if r.Verified == nil || *r.Verified || r.VerifiedBy != "unverified:bad-tag" || r.Suppress {
+		t.Errorf("API record: verified %v by %q, suppress %v; want false, unverified:bad-tag, false", r.Verified, r.VerifiedBy, r.Suppress)
 	}
 }
