@@ -52,12 +52,12 @@ type Event struct {
 // or "s-<suppression id>-removed". event_id is also the Nats-Msg-Id, so
 // JetStream drops a republished event as a duplicate.
 //
-//	{"schema":1,"event_id":"b-6f1c…","type":"bounce","time":"2025-05-01T10:00:00Z",
+//	{"schema":2,"event_id":"b-6f1c…","type":"bounce","time":"2025-05-01T10:00:00Z",
 //	 "recipient":"jane@example.com","domain":"example.com","status":"5.1.1",
 //	 "smtp_code":550,"category":"mailbox_unknown","severity":"hard","suppress":true,
 //	 "list_id":"news.example.org","campaign_id":"c42","original_message_id":"<m1@example.org>",
 //	 "diagnostic":"550 5.1.1 user unknown","mailbox":"bounces@imap.example.org:993/INBOX",
-//	 "kind":"dsn","action":"failed","rule":"status-5.1.1"}
+//	 "kind":"dsn","action":"failed","rule":"status-5.1.1","verified":true,"verified_by":"verp:k1"}
 type Payload struct {
 	Schema            int       `json:"schema"`
 	EventID           string    `json:"event_id"`
