@@ -43,6 +43,7 @@ func (s *session) save(ctx context.Context, b *batch) error {
 		b.res = res
 	}
 	s.w.observe(msgs, b.res, time.Now())
+	s.w.trust.observe(msgs)
 	s.w.status.addProcessed(s.m.Key, len(msgs))
 	if b.res.Events > 0 {
 		select {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker/verp"
@@ -75,12 +77,39 @@ type trustPolicy struct {
 	cfg  TrustConfig
 	mu   sync.Mutex
 	mode TrustMode // "" until decided
+	// unverified counts the failed recipients of saved batches that were
+	// not proven ours, by verified_by: a rise is someone forging bounces,
+	// or a sending setup that lost its tokens or stopped importing sent
+	// messages.
+	unverified *prometheus.CounterVec
+}
+
+// newTrustPolicy returns the policy of cfg, its metric registered in reg.
+func newTrustPolicy(cfg TrustConfig, reg prometheus.Registerer) *trustPolicy {
+	t := &trustPolicy{cfg: cfg, unverified: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bouncer_unverified_total",
+		Help: "Failed recipients saved as not proven to answer mail we sent (recorded, never acted on), by verified_by.",
+	}, []string{"verified_by"})}
+	reg.MustRegister(t.unverified)
+	return t
+}
+
+// observe counts the unverified failed recipients of a saved batch.
+func (t *trustPolicy) observe(msgs []store.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		for j := range m.Trust {
+			if !m.Trust[j].Verified && m.Report.Recipients[j].Failed() {
+				t.unverified.WithLabelValues(m.Trust[j].By).Inc()
+			}
+		}
+	}
 }
 
 // trustMode decides the mode once and logs it; until it succeeds (it asks
 // the database for auto without keys) every call tries again.
 func (w *Worker) trustMode(ctx context.Context) (TrustMode, error) {
-	t := &w.trust
+	t := w.trust
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mode != "" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker/verp"
@@ -69,6 +70,7 @@ type trustCase struct {
 // subscribed member of news.lists.example.com, sent rows from sent) and
 // checks every bounce row, suppression, membership and event.
 func runTrust(t *testing.T, tc TrustConfig, sent []store.SentMessage, cases []trustCase) {
+	t.Helper()
 	m := wt.StartMemIMAP(t, nil)
 	n := wt.StartNATS(t)
 	dbURL := wt.NewDatabase(t)
@@ -95,7 +97,7 @@ func runTrust(t *testing.T, tc TrustConfig, sent []store.SentMessage, cases []tr
 	}
 	cfg := testConfig(t, dbURL, n.URL(), m.URL("INBOX"))
 	cfg.Trust = tc
-	startWorker(t, cfg)
+	tw := startWorker(t, cfg)
 	wt.AppendRaw(t, wt.IMAPClient(t, m.Addr(), m.User, m.Password), "INBOX", raws...)
 	waitFor(t, 30*time.Second, "every bounce stored", func() (bool, string) {
 		var k int
@@ -133,6 +135,23 @@ func runTrust(t *testing.T, tc TrustConfig, sent []store.SentMessage, cases []tr
 			t.Errorf("%s: rule %q, want it suffixed +%s", c.name, rule, c.by)
 		}
 	}
+	// Each unverified recipient is counted once, under its reason.
+	want := map[string]float64{}
+	for _, c := range cases {
+		if !c.verified {
+			want[c.by]++
+		}
+	}
+	waitFor(t, 10*time.Second, "bouncer_unverified_total counted", func() (bool, string) {
+		for by, n := range want {
+			var m dto.Metric
+			tw.w.trust.unverified.WithLabelValues(by).Write(&m)
+			if m.GetCounter().GetValue() != n {
+				return false, fmt.Sprintf("%s: %v, want %v", by, m.GetCounter().GetValue(), n)
+			}
+		}
+		return true, ""
+	})
 }
 
 // TestTrustVERP forges "user unknown" bounces for subscribed members, with

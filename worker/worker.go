@@ -37,7 +37,7 @@ type Worker struct {
 	metrics *metrics
 	status  statusBoard
 	relay   *relay
-	trust   trustPolicy
+	trust   *trustPolicy
 }
 
 // New returns a Worker for cfg, which must have passed Validate. db and nc
@@ -59,7 +59,7 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 		metrics: newMetrics(),
 	}
 	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}
-	w.trust.cfg = cfg.Trust
+	w.trust = newTrustPolicy(cfg.Trust, w.metrics.reg)
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
