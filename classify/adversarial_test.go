@@ -3,6 +3,7 @@ package classify
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestLargeReturnedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ra, rb := a.Records(), b.Records()
-	if len(ra) != len(rb) || ra[0] != rb[0] {
+	if len(ra) != len(rb) || !reflect.DeepEqual(ra[0], rb[0]) {
 		t.Errorf("records differ:\n%+v\n%+v", ra, rb)
 	}
 	// A report whose delivery-status part comes after the returned message

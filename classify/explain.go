@@ -135,6 +135,9 @@ func WriteExplanation(w io.Writer, rec *Record) {
 	if rec.Why != "" {
 		fmt.Fprintf(w, "  why:         %s\n", rec.Why)
 	}
+	if rec.Verified != nil {
+		fmt.Fprintf(w, "  verified:    %s\n", VerifiedWords(rec))
+	}
 	if rec.OriginalAutoReply {
 		fmt.Fprintf(w, "  note:        %s\n", AutoReplyNote)
 	}
@@ -171,4 +174,17 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// VerifiedWords says whether a bounce was proven to answer mail we sent,
+// for a person: only a proven bounce may suppress (the worker's trust
+// policy sets Record.Verified; classify has no keys).
+func VerifiedWords(rec *Record) string {
+	switch {
+	case rec.Verified == nil:
+		return "not checked"
+	case *rec.Verified:
+		return "yes (" + rec.VerifiedBy + ")"
+	}
+	return "no (" + rec.VerifiedBy + "): not proven to answer mail we sent, so it suppresses nothing"
 }

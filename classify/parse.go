@@ -205,6 +205,7 @@ func (m *message) classify() *Report {
 	}
 	m.readNotice()
 	rep.Original = m.readOriginal()
+	rep.ReturnPaths = m.returnPaths()
 	if m.arf == nil {
 		m.arf = m.textFeedbackReport()
 	}

@@ -28,6 +28,16 @@ type Record struct {
 	CampaignID        string `json:"campaign_id,omitempty"`
 	OriginalAutoReply bool   `json:"original_auto_reply,omitempty"`
 
+	// ReturnPaths are Report.ReturnPaths: where a signed return path's
+	// token is looked for.
+	ReturnPaths []string `json:"return_paths,omitempty"`
+	// Verified and VerifiedBy are the trust policy's verdict, when one
+	// was applied (the worker's, or bouncer parse's with VERP keys):
+	// whether the bounce is proven to answer mail we sent, and by what or
+	// why not. classify itself never sets them.
+	Verified   *bool  `json:"verified,omitempty"`
+	VerifiedBy string `json:"verified_by,omitempty"`
+
 	// Error is set when the message could not be classified at all.
 	Error string `json:"error,omitempty"`
 }
@@ -45,6 +55,7 @@ func (rep *Report) Records() []Record {
 		ListID:            rep.Original.ListID,
 		CampaignID:        rep.Original.CampaignID,
 		OriginalAutoReply: rep.Original.AutoReply,
+		ReturnPaths:       rep.ReturnPaths,
 	}
 	var out []Record
 	for i := range rep.Recipients {

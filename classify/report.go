@@ -85,6 +85,16 @@ type Report struct {
 	// Original describes the returned original message, when one came back.
 	Original Original
 
+	// ReturnPaths are the envelope addresses the bounce was delivered to,
+	// where a signed return path (VERP) carries its token, in order of
+	// trust: the bounce's own Delivered-To (added by the final delivery
+	// agent, the topmost first), X-Original-To (Postfix), Envelope-To
+	// (Exim), To, then the returned original's Return-Path (RFC 5321
+	// §4.4: the path the bounce was sent back to). Repeats are dropped
+	// (compared without case). classify only reads them; whether a token
+	// among them is ours is the worker's to check, with its keys.
+	ReturnPaths []string
+
 	// Recipients holds one entry per recipient the message reports on: every
 	// per-recipient block of a DSN, including the delivered, relayed and
 	// expanded ones, which are not failures (see Recipient.Failed).

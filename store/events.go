@@ -23,8 +23,10 @@ const (
 )
 
 // PayloadSchema is the version of Payload; it changes only when a field
-// changes meaning or goes away (new fields do not change it).
-const PayloadSchema = 1
+// changes meaning or goes away (new fields do not change it). Version 2:
+// a bounce's suppress is false when the bounce was not proven to answer
+// mail we sent (verified false), whatever the classifier said.
+const PayloadSchema = 2
 
 // Event is one event of the outbox: a message to publish on NATS JetStream.
 type Event struct {
@@ -50,12 +52,12 @@ type Event struct {
 // or "s-<suppression id>-removed". event_id is also the Nats-Msg-Id, so
 // JetStream drops a republished event as a duplicate.
 //
-//	{"schema":1,"event_id":"b-6f1c…","type":"bounce","time":"2025-05-01T10:00:00Z",
+//	{"schema":2,"event_id":"b-6f1c…","type":"bounce","time":"2025-05-01T10:00:00Z",
 //	 "recipient":"jane@example.com","domain":"example.com","status":"5.1.1",
 //	 "smtp_code":550,"category":"mailbox_unknown","severity":"hard","suppress":true,
 //	 "list_id":"news.example.org","campaign_id":"c42","original_message_id":"<m1@example.org>",
 //	 "diagnostic":"550 5.1.1 user unknown","mailbox":"bounces@imap.example.org:993/INBOX",
-//	 "kind":"dsn","action":"failed","rule":"status-5.1.1"}
+//	 "kind":"dsn","action":"failed","rule":"status-5.1.1","verified":true,"verified_by":"verp:k1"}
 type Payload struct {
 	Schema            int       `json:"schema"`
 	EventID           string    `json:"event_id"`
@@ -78,6 +80,11 @@ type Payload struct {
 	Kind   string `json:"kind,omitempty"`
 	Action string `json:"action,omitempty"`
 	Rule   string `json:"rule,omitempty"`
+	// Verified says whether the bounce was proven to answer mail we sent
+	// (absent when no trust policy was applied), VerifiedBy by what or why
+	// not; an unverified bounce suppresses nothing.
+	Verified   *bool  `json:"verified,omitempty"`
+	VerifiedBy string `json:"verified_by,omitempty"`
 
 	// Suppression events only.
 	Suppression *PayloadSuppression `json:"suppression,omitempty"`

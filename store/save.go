@@ -30,6 +30,11 @@ type Message struct {
 	// ParseError says why the message could not be classified; Report is
 	// nil then.
 	ParseError string
+	// Trust, when set, holds the trust policy's verdict on each of
+	// Report.Recipients (same index): an unverified recipient's row is
+	// recorded with verified false and asks for no suppression. Empty:
+	// no policy was applied (verified is NULL).
+	Trust []Trust
 }
 
 // SaveResult counts what a SaveBatch call wrote.
@@ -65,7 +70,7 @@ var bounceCopyColumns = []string{"id", "source_id", "address", "address_raw", "d
 	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
 	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
 	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
-	"created_at"}
+	"created_at", "verified", "verified_by"}
 
 // bounceIDsSQL takes ids for bounce rows from their sequence: COPY writes
 // the ids given, so that suppressions can name their evidence without
@@ -108,6 +113,7 @@ type pendingBounce struct {
 	at       time.Time
 	sourceID int64 // set when its message is inserted
 	bounceID int64
+	trust    *Trust // the trust policy's verdict, or nil
 }
 
 // save is SaveBatch and SaveBatchCheckpoint (cp nil for the former): what
@@ -224,7 +230,7 @@ func pendingBounces(batch []*Message, now time.Time) []pendingBounce {
 				continue // one row per message and recipient
 			}
 			seen[addr] = true
-			pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at})
+			pend = append(pend, pendingBounce{msg: m, rcpt: r, address: addr, domain: domain, at: at, trust: m.trustOf(i)})
 		}
 	}
 	return pend
@@ -415,7 +421,7 @@ func bounceRow(p *pendingBounce, now time.Time) []any {
 		string(r.Category), string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
 		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),
 		cleanText(o.CampaignID, maxShort), campaign, cleanText(o.From, maxShort), cleanText(o.To, maxShort),
-		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now}
+		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now, p.verified(), p.verifiedBy()}
 }
 
 // bounceSubject is bounce.<severity>.<category>.
@@ -444,6 +450,8 @@ func bouncePayload(p *pendingBounce) *Payload {
 		Kind:              string(rep.Kind),
 		Action:            cleanText(r.Action, maxShort),
 		Rule:              cleanText(r.Rule, maxShort),
+		Verified:          p.verified(),
+		VerifiedBy:        p.verifiedBy(),
 	}
 }
 
@@ -457,7 +465,7 @@ func (db *DB) candidates(pend []pendingBounce, now time.Time) ([]candidate, []in
 		p := &pend[i]
 		orig := &p.msg.Report.Original
 		kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
-		if kind == candNone || p.domain == "" { // no address to suppress: the row is the record
+		if kind == candNone || p.domain == "" || p.untrusted() { // no address to suppress, or not proven ours: the row is the record
 			continue
 		}
 		c := candidate{

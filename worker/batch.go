@@ -31,6 +31,9 @@ type batch struct {
 func (s *session) save(ctx context.Context, b *batch) error {
 	heads, msgs := b.heads, b.msgs
 	if len(msgs) > 0 { // none when all were expunged since the size fetch
+		if err := s.w.verifyBatch(context.WithoutCancel(ctx), msgs); err != nil {
+			return fmt.Errorf("trust policy for batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		res, err := s.w.db.SaveBatch(sctx, msgs)
 		cancel()
@@ -40,6 +43,7 @@ func (s *session) save(ctx context.Context, b *batch) error {
 		b.res = res
 	}
 	s.w.observe(msgs, b.res, time.Now())
+	s.w.trust.observe(msgs)
 	s.w.status.addProcessed(s.m.Key, len(msgs))
 	if b.res.Events > 0 {
 		select {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker/verp"
 )
 
 // EnvVar documents one environment variable the worker reads.
@@ -52,6 +53,14 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_STREAM_MAX_AGE", "0", "drop events older than this from the stream (0 keeps them)"},
 	{"BOUNCER_OUTBOX_RETENTION", days(DefaultOutboxRetention), "published events are deleted from the outbox after this (7d, 36h; 0 keeps them)"},
 	{"BOUNCER_LOG_LEVEL", "info", "debug, info, warn or error"},
+
+	// The trust policy (TrustFromEnv, package verp).
+	{"BOUNCER_TRUST", string(TrustAuto), "which bounces may suppress: verp, sent, any, or auto (verp with keys, else sent when sent_messages has rows, else any)"},
+	{"BOUNCER_VERP_KEYS", "", "VERP keys id:base64secret,... (the first signs, all verify)"},
+	{"BOUNCER_VERP_KEYS_FILE", "", "file of VERP keys, one id:base64secret per line"},
+	{"BOUNCER_VERP_DOMAIN", "", "the return path's domain (verp encode; decode accepts only it when set)"},
+	{"BOUNCER_VERP_LOCAL", verp.DefaultLocal, "the return path's local part before the separator"},
+	{"BOUNCER_VERP_SEP", verp.DefaultSep, "the separator between the local part and the token"},
 
 	// The suppression policy (store.PolicyFromEnv).
 	{"BOUNCER_SUPPRESS_SCOPE", string(store.ScopeGlobal), "scope of suppressions from bounces: global, or list (the bounce's List-Id; global when it has none)"},
@@ -136,6 +145,9 @@ type Config struct {
 	BackoffMax     time.Duration
 
 	Stream StreamConfig
+
+	// Trust is the trust policy: which bounces may suppress.
+	Trust TrustConfig
 
 	// OutboxRetention is how long published events stay in the outbox; 0
 	// keeps them.
@@ -231,6 +243,11 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		} else {
 			c.OutboxRetention = d
 		}
+	}
+	if tc, err := TrustFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Trust = tc
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("worker: config: %w", err)

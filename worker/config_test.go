@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker/verp"
 )
 
 func TestParseMailboxURL(t *testing.T) {
@@ -128,6 +129,14 @@ func TestEnvVarsComplete(t *testing.T) {
 	cfg.FromEnv(func(k string) string { read[k] = true; return "" })
 	// bouncer run reads the suppression policy with the store's function.
 	store.PolicyFromEnv(func(k string) string { read[k] = true; return "" })
+	// The return path's form is read only once keys are set.
+	TrustFromEnv(func(k string) string {
+		read[k] = true
+		if k == verp.EnvKeys {
+			return "k1:" + testSecret('k')
+		}
+		return ""
+	})
 	// The explain page's variables are read by its own package, and the
 	// process's settings by cmd/bouncer.
 	external := map[string]bool{"BOUNCER_HTTP_TOKEN": true, "BOUNCER_HTTP_TOKEN_FILE": true,

@@ -37,6 +37,7 @@ type Worker struct {
 	metrics *metrics
 	status  statusBoard
 	relay   *relay
+	trust   *trustPolicy
 }
 
 // New returns a Worker for cfg, which must have passed Validate. db and nc
@@ -58,6 +59,7 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 		metrics: newMetrics(),
 	}
 	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}
+	w.trust = newTrustPolicy(cfg.Trust, w.metrics.reg)
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
@@ -71,6 +73,11 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 // ends or one of them fails for good. It returns nil after a
 // clean shutdown.
 func (w *Worker) Run(ctx context.Context) error {
+	// Decide the trust policy now, to log it; when the database is not
+	// there yet, the first batch decides it.
+	if _, err := w.trustMode(ctx); err != nil {
+		w.log.Warn("trust policy not decided yet", "err", err)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for i := range w.cfg.Mailboxes {
 		m := &w.cfg.Mailboxes[i]

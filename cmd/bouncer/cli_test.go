@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,6 +16,18 @@ import (
 func TestCLIErrors(t *testing.T) {
 	const noDB = "postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
 	imapOK := "imap://u:p@127.0.0.1:1/INBOX?tls=none"
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const sentHeader = "message_id,recipient,list_id,campaign_id,sent_at\n"
+	badAt := file("bad-at.csv", sentHeader+"<m1@x>,a@example.com,news,c1,2026-12-04T09:00:00Z\n<m2@x>,b@example.com,news,c1,yesterday\n")
+	badRcpt := file("bad-rcpt.ndjson", `{"message_id":"m1@x","recipient":"a@example.com","sent_at":"2026-12-04T09:00:00Z"}`+"\n\n"+`{"message_id":"m2@x","recipient":"nobody","sent_at":"2026-12-04T09:00:00Z"}`+"\n")
+	badCol := file("bad-col.csv", "message_id,recipient,when\n")
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
@@ -31,6 +45,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"rules", "--bogus"}, nil, 2, []string{"rules: flag provided but not defined: -bogus", "bouncer rules -h"}},
 
 		{[]string{"parse"}, nil, 2, []string{"parse needs at least one FILE, DIR or -"}},
+		{[]string{"parse", "x.eml"}, map[string]string{"BOUNCER_VERP_KEYS": "k1:short"}, 2, []string{"parse: BOUNCER_VERP_KEYS: "}},
 		{[]string{"parse", "--bogus"}, nil, 2, []string{"parse: flag provided but not defined: -bogus", "bouncer parse -h"}},
 
 		{[]string{"serve", "extra"}, nil, 2, []string{"serve takes no arguments"}},
@@ -78,6 +93,16 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"inject"}, nil, 2, []string{"inject needs --imap URL and at least one FILE or DIR"}},
 		{[]string{"inject", "--imap", "notaurl", "x.eml"}, nil, 2, []string{`inject: imap url "notaurl": scheme must be imap or imaps`}},
 		{[]string{"inject", "--imap", imapOK, "/nonexistent.eml"}, nil, 1, []string{"inject: ", "/nonexistent.eml", "no such file"}},
+
+		{[]string{"sent"}, nil, 2, []string{"sent: want the subcommand import, got none"}},
+		{[]string{"sent", "import"}, nil, 2, []string{"sent import: want one FILE or - (stdin), got 0 arguments"}},
+		{[]string{"sent", "import", "--format", "xml", "-"}, nil, 2, []string{`sent import: --format "xml" (want csv or ndjson)`}},
+		{[]string{"sent", "import", badAt}, nil, 2, []string{"sent import: ", "bad-at.csv line 3: sent_at \"yesterday\": want an RFC 3339 time such as 2026-12-04T09:00:00Z"}},
+		{[]string{"sent", "import", badRcpt}, nil, 2, []string{"bad-rcpt.ndjson line 3: recipient \"nobody\": want an email address (local@domain)"}},
+		{[]string{"sent", "import", badCol}, nil, 2, []string{`bad-col.csv line 1: unknown column "when" (want message_id,recipient,list_id,campaign_id,sent_at)`}},
+		{[]string{"sent", "import", "/nonexistent.csv"}, nil, 1, []string{"sent import: ", "/nonexistent.csv", "no such file"}},
+		{[]string{"run", "--imap", imapOK}, map[string]string{"BOUNCER_TRUST": "maybe"}, 2, []string{`run: BOUNCER_TRUST="maybe": want verp, sent, any or auto`}},
+		{[]string{"run", "--imap", imapOK}, map[string]string{"BOUNCER_TRUST": "verp"}, 2, []string{"run: BOUNCER_TRUST=verp needs BOUNCER_VERP_KEYS or BOUNCER_VERP_KEYS_FILE"}},
 
 		{[]string{"demo", "extra"}, nil, 2, []string{`demo takes no arguments, got "extra"`}},
 		{[]string{"demo"}, map[string]string{"BOUNCER_LOG_LEVEL": "loud"}, 2, []string{`demo: BOUNCER_LOG_LEVEL="loud" (want debug, info, warn or error)`}},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"sync"
 
 	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/worker"
+	"github.com/bouncer-mail/bouncer/worker/verp"
 )
 
 func runParse(ctx context.Context, e *env, args []string) error {
@@ -49,6 +52,10 @@ func runParse(ctx context.Context, e *env, args []string) error {
 	go walkInputs(fl.Args(), paths)
 	var unreadable []string
 	c := classify.New(classify.Options{})
+	codec, err := parseCodec(e, "parse")
+	if err != nil {
+		return err
+	}
 	out := &orderedWriter{w: e.stdout, pending: map[int][]byte{}}
 	type job struct {
 		seq  int
@@ -73,7 +80,7 @@ func runParse(ctx context.Context, e *env, args []string) error {
 					mu.Unlock()
 					fmt.Fprintf(e.stderr, "bouncer: parse: %v\n", err)
 				} else {
-					formatMessage(&buf, c, j.path, raw, *asJSON)
+					formatMessage(&buf, c, codec, j.path, raw, *asJSON)
 				}
 				out.put(j.seq, bytes.Clone(buf.Bytes()))
 			}
@@ -162,10 +169,53 @@ func readInput(path string, stdin io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
+// parseCodec is the VERP codec when keys are set (parse and the explain
+// page then say whether each bounce is verified), else nil; bad keys are
+// a usage error of cmd.
+func parseCodec(e *env, cmd string) (*verp.Codec, error) {
+	c, err := verp.LoadCodec(e.getenv)
+	switch {
+	case errors.Is(err, verp.ErrNoKeys):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, cmd, err)
+	}
+	return &c, nil
+}
+
+// records classifies raw; with a codec, each record says whether its
+// bounce is verified by a signed return path (worker.VerifyVERP).
+func records(c *classify.Classifier, codec *verp.Codec, raw []byte) []classify.Record {
+	if codec == nil {
+		return c.Records(raw)
+	}
+	rep, err := c.Classify(raw)
+	if err != nil {
+		return []classify.Record{classify.ErrorRecord(err)}
+	}
+	trust := worker.VerifyVERP(codec, rep)
+	recs := rep.Records()
+	k := 0
+	for i := range rep.Recipients {
+		if !rep.Recipients[i].Failed() || k >= len(recs) || !recs[k].Bounce {
+			continue
+		}
+		v := trust[i].Verified
+		recs[k].Verified, recs[k].VerifiedBy = &v, trust[i].By
+		k++
+	}
+	return recs
+}
+
+// recordsFunc is records for the explain page.
+func recordsFunc(c *classify.Classifier, codec *verp.Codec) func(raw []byte) []classify.Record {
+	return func(raw []byte) []classify.Record { return records(c, codec, raw) }
+}
+
 // formatMessage classifies raw and writes its records to buf: NDJSON, or
 // the human explanation.
-func formatMessage(buf *bytes.Buffer, c *classify.Classifier, path string, raw []byte, asJSON bool) {
-	recs := c.Records(raw)
+func formatMessage(buf *bytes.Buffer, c *classify.Classifier, codec *verp.Codec, path string, raw []byte, asJSON bool) {
+	recs := records(c, codec, raw)
 	if asJSON {
 		enc := json.NewEncoder(buf)
 		enc.SetEscapeHTML(false)

@@ -144,8 +144,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if proc.httpAddr != "off" {
 		mux := http.NewServeMux()
 		w.Routes(mux)
-		explain.New(classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}), db,
-			explain.Options{Token: token, Logger: log}).Register(mux)
+		c := classify.New(classify.Options{MaxSize: cfg.MaxMessageSize})
+		explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)}).Register(mux)
 		if err := serveHTTP(ctx, g, proc.httpAddr, mux, log); err != nil {
 			return err
 		}

@@ -52,7 +52,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if db != nil {
 		defer db.Close()
 	}
-	h := explain.New(classify.New(classify.Options{}), db, explain.Options{Token: token, Logger: log})
+	codec, err := parseCodec(e, "serve")
+	if err != nil {
+		return err
+	}
+	c := classify.New(classify.Options{})
+	h := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, codec)})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -66,12 +66,17 @@ type Options struct {
 	// MaxBody is the largest request body in bytes (default DefaultMaxBody).
 	// A larger one is answered 413.
 	MaxBody int64
+	// Records, when set, classifies a message instead of the
+	// Classifier's Records: bouncer's own, which with VERP keys says
+	// whether each bounce is verified.
+	Records func(raw []byte) []classify.Record
 }
 
 // Handler serves the explain page and the API. It is safe for concurrent
 // use.
 type Handler struct {
 	c    *classify.Classifier
+	recs func(raw []byte) []classify.Record
 	db   *store.DB // nil: no address lookup
 	log  *slog.Logger
 	max  int64
@@ -88,7 +93,10 @@ func New(c *classify.Classifier, db *store.DB, opts Options) *Handler {
 	if c == nil {
 		c = classify.New(classify.Options{})
 	}
-	h := &Handler{c: c, db: db, log: opts.Logger, max: opts.MaxBody}
+	h := &Handler{c: c, db: db, log: opts.Logger, max: opts.MaxBody, recs: opts.Records}
+	if h.recs == nil {
+		h.recs = c.Records
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

@@ -139,7 +139,7 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request) {
 		source = "pasted text"
 	}
 	p.Source = source
-	recs := h.c.Records(raw)
+	recs := h.recs(raw)
 	p.Kind = recs[0].Kind
 	for i := range recs {
 		p.Results = append(p.Results, newResult(&recs[i]))
@@ -284,7 +284,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // as bouncer parse --json
-	for _, rec := range h.c.Records(raw) {
+	for _, rec := range h.recs(raw) {
 		_ = enc.Encode(&rec) // a Record always encodes
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson; charset=utf-8")
