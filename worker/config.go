@@ -60,6 +60,7 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_SOFT_WINDOW", days(store.DefaultSoftWindow), "the days must fall within this window (15d, 360h)"},
 	{"BOUNCER_SOFT_EXPIRY", days(store.DefaultSoftExpiry), "a soft suppression expires this long after it is made"},
 	{"BOUNCER_SOFT_CATEGORIES", softCategories(), "the categories that count as soft bounces, comma-separated"},
+	{"BOUNCER_MAX_RECIPIENTS", strconv.Itoa(store.DefaultMaxRecipients), "a message listing more failed recipients is recorded but suppresses nothing"},
 }
 
 // softCategories is the default of BOUNCER_SOFT_CATEGORIES.

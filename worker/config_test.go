@@ -150,7 +150,7 @@ func TestEnvVarsPolicyDefaults(t *testing.T) {
 		defaults[v.Name] = v.Default
 	}
 	got, err := store.PolicyFromEnv(func(k string) string {
-		if strings.HasPrefix(k, "BOUNCER_SOFT_") || strings.HasSuffix(k, "_SCOPE") {
+		if strings.HasPrefix(k, "BOUNCER_SOFT_") || strings.HasSuffix(k, "_SCOPE") || k == "BOUNCER_MAX_RECIPIENTS" {
 			if defaults[k] == "" {
 				t.Errorf("EnvVars has no default for %s", k)
 			}
