@@ -25,6 +25,7 @@ type session struct {
 	m       *Mailbox
 	log     *slog.Logger
 	healthy func() // called once the session works, to reset the backoff
+	strikes *saveStrikes
 
 	c       *imapclient.Client
 	guard   connGuard

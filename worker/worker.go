@@ -185,9 +185,10 @@ func (w *Worker) renewLease(ctx context.Context, key string, cancel context.Canc
 // each failure, until ctx ends.
 func (w *Worker) sessions(ctx context.Context, m *Mailbox, log *slog.Logger) {
 	bo := w.newBackoff()
+	strikes := &saveStrikes{}
 	for ctx.Err() == nil {
 		w.status.set(m.Key, stateConnecting, nil)
-		s := &session{w: w, m: m, log: log, healthy: bo.reset}
+		s := &session{w: w, m: m, log: log, healthy: bo.reset, strikes: strikes}
 		err := s.run(ctx)
 		if ctx.Err() != nil {
 			return
