@@ -277,6 +277,8 @@ type FileMailbox struct {
 	Processed    string `json:"processed"`
 	Quarantine   string `json:"quarantine"`
 	NotBounce    string `json:"not_bounce"`
+	// Name is the mailbox's name in Postgres instead of its identity.
+	Name string `json:"name"`
 }
 
 // Validate checks c and resolves its mailboxes into c.Mailboxes.
@@ -426,6 +428,7 @@ func (c *Config) readFile(password string) ([]Mailbox, error) {
 		set(&m.Processed, fm.Processed)
 		set(&m.Quarantine, fm.Quarantine)
 		set(&m.NotBounce, fm.NotBounce)
+		set(&m.Name, strings.TrimSpace(fm.Name))
 		c.inherit(&m, password)
 		out = append(out, m)
 	}
