@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,58 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// BenchmarkHugeDSN measures a worker process (as `bouncer run` tunes its
+// garbage collector) on a DSN listing BOUNCER_BENCH_RECIPIENTS failed
+// recipients (default 75,000, the size that once made Postgres run out
+// of lock memory) followed by 20 ordinary bounces, on Dovecot: the time
+// until all are stored and published, and the worker's peak RSS. Run it
+// once:
+//
+//	go test ./worker -run '^$' -bench BenchmarkHugeDSN -benchtime 1x
+func BenchmarkHugeDSN(b *testing.B) {
+	n := 75000
+	if v, err := strconv.Atoi(os.Getenv("BOUNCER_BENCH_RECIPIENTS")); err == nil && v > 0 {
+		n = v
+	}
+	d := wt.StartDovecot(b)
+	ns := wt.StartNATS(b)
+	dbURL := wt.NewDatabase(b)
+	huge := manyRecipientDSN("huge", n)
+	raws := [][]byte{huge}
+	for i := range 20 {
+		raw, _ := wireBounce(fmt.Sprint("behind-", i))
+		raws = append(raws, raw)
+	}
+	c := wt.IMAPClient(b, d.Addr(), d.User, d.Password)
+	wt.AppendRaw(b, c, "INBOX", raws...)
+	ctx := context.Background()
+	pc, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	b.ResetTimer()
+	start := time.Now()
+	child := startBenchWorker(b, dbURL, ns.URL(), d.URL("INBOX"))
+	var stored, pending, rows, supp int
+	for {
+		pc.QueryRow(ctx, `SELECT (SELECT count(*) FROM source_messages), (SELECT count(*) FROM outbox WHERE published_at IS NULL),
+			(SELECT count(*) FROM bounces), (SELECT count(*) FROM suppressions)`).Scan(&stored, &pending, &rows, &supp)
+		if stored == len(raws) && pending == 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("stored %d of %d messages in 5 min", stored, len(raws))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	rss := peakRSS(b, child.Process.Pid)
+	b.ReportMetric(took.Seconds(), "s")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB")
+	b.Logf("DSN of %d recipients (%d bytes) and 20 bounces behind it: stored and published in %v, %d bounce rows, %d suppressions; worker peak RSS %.1f MB",
+		n, len(huge), took.Round(time.Millisecond), rows, supp, float64(rss)/(1<<20))
 }
