@@ -41,20 +41,28 @@ func (st *saveStrikes) fail(uidValidity, first uint32) bool {
 // for a reason that is not transient (or when forced, after
 // maxSaveAttempts failures), it splits msgs in halves and saves each,
 // down to the single message at fault, which saveAlone records as
-// quarantined. Saves that succeed stay saved: the store is idempotent, so
-// a transient error part way through only means the next attempt finds
-// some messages recorded already. msgs is changed in place: a quarantined
+// quarantined; under force, a transient-looking error splits the batch
+// only while Postgres answers a ping. Saves that succeed stay saved: the
+// store is idempotent, so a transient error part way through only means
+// the next attempt finds some messages recorded already. msgs is changed in place: a quarantined
 // message gets its ParseError, so that finish moves it to Quarantine.
 func (s *session) saveAll(ctx context.Context, msgs []store.Message, forced bool) (store.SaveResult, error) {
 	res, err := s.saveOnce(ctx, msgs)
 	if err == nil {
 		return res, nil
 	}
-	if !forced && store.IsTransient(err) {
-		return store.SaveResult{}, err
+	if store.IsTransient(err) {
+		if !forced {
+			return store.SaveResult{}, err
+		}
+		// An outage is nobody's fault: no message is blamed for it, and
+		// the batch is retried as a whole.
+		if perr := s.ping(ctx); perr != nil {
+			return store.SaveResult{}, fmt.Errorf("%w (and Postgres does not answer: %v)", err, perr)
+		}
 	}
 	if len(msgs) == 1 {
-		return s.saveAlone(ctx, &msgs[0], err, forced)
+		return s.saveAlone(ctx, &msgs[0], err)
 	}
 	s.w.metrics.batchSplits.Inc()
 	s.log.Info("batch save failed; splitting it to find the message at fault",
@@ -82,17 +90,7 @@ func (s *session) saveOnce(ctx context.Context, msgs []store.Message) (store.Sav
 // saveAlone handles the one message whose save failed with cause: it is
 // recorded as a message that could not be saved (its error where parse
 // errors go, source_messages.parse_error) and marked for Quarantine.
-// When forced by a transient-looking cause it first checks that Postgres
-// answers at all: an outage is nobody's fault, and is retried.
-func (s *session) saveAlone(ctx context.Context, m *store.Message, cause error, forced bool) (store.SaveResult, error) {
-	if forced && store.IsTransient(cause) {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err := s.w.db.Ping(pctx)
-		cancel()
-		if err != nil {
-			return store.SaveResult{}, fmt.Errorf("save uid %d: %w (and Postgres does not answer: %v)", m.UID, cause, err)
-		}
-	}
+func (s *session) saveAlone(ctx context.Context, m *store.Message, cause error) (store.SaveResult, error) {
 	m.Report = nil
 	m.ParseError = "save failed: " + cause.Error()
 	s.w.metrics.saveQuarantined.Inc()
@@ -108,6 +106,13 @@ func (s *session) saveAlone(ctx context.Context, m *store.Message, cause error, 
 		return store.SaveResult{}, nil
 	}
 	return res, nil
+}
+
+// ping checks that Postgres answers.
+func (s *session) ping(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return s.w.db.Ping(pctx)
 }
 
 func addResults(a, b store.SaveResult) store.SaveResult {

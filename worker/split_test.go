@@ -46,6 +46,18 @@ func wireBounce(tag string) ([]byte, [32]byte) {
 // cannot take would be) quarantines exactly that message, with its error
 // recorded, and saves the rest of the batch and the batches after it.
 func TestSaveFailureQuarantinesOneMessage(t *testing.T) {
+	saveFailure(t, "P0001") // raise_exception
+}
+
+// The same when the refusal looks transient (a serialization failure
+// each time): after maxSaveAttempts tries the batch is split all the same.
+func TestRepeatedTransientSaveFailure(t *testing.T) {
+	saveFailure(t, "40001")
+}
+
+// saveFailure runs a batch with a message whose bounce row a trigger
+// refuses with SQLSTATE code.
+func saveFailure(t *testing.T, code string) {
 	m := wt.StartMemIMAP(t, nil)
 	n := wt.StartNATS(t)
 	dbURL := wt.NewDatabase(t)
@@ -58,7 +70,7 @@ func TestSaveFailureQuarantinesOneMessage(t *testing.T) {
 	if _, err := pc.Exec(ctx, `
 CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.address LIKE 'user-poison@%' THEN RAISE EXCEPTION 'poison row refused'; END IF;
+    IF NEW.address LIKE 'user-poison@%' THEN RAISE EXCEPTION 'poison row refused' USING ERRCODE = '`+code+`'; END IF;
     RETURN NEW;
 END $$;
 CREATE TRIGGER refuse_poison BEFORE INSERT ON bounces FOR EACH ROW EXECUTE FUNCTION refuse_poison();`); err != nil {
