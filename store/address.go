@@ -83,7 +83,7 @@ const (
 	maxAddress   = 254
 )
 
-// validAddress reports whether a NormalizeAddress result is an address
+// ValidAddress reports whether a NormalizeAddress result is an address
 // that could receive mail: an RFC 5321 §4.1.2 Mailbox (with the UTF-8 of
 // RFC 6531 §3.3 in the local part) whose domain could exist. Only such an
 // address may be suppressed or change a list membership; any other is
@@ -95,7 +95,7 @@ const (
 // end, and an all-numeric top-level label (RFC 3696 §2). An address
 // literal ([192.0.2.1], [IPv6:2001:db8::1]) is valid when its IP parses
 // and is a global unicast address.
-func validAddress(addr, domain string) bool {
+func ValidAddress(addr, domain string) bool {
 	if !isAddress(addr, domain) || len(addr) > maxAddress || strings.ContainsRune(addr, utf8.RuneError) {
 		return false
 	}

@@ -4,8 +4,7 @@ package store
 // their own goose provider.
 var GoMigrations = goMigrations
 
-// ValidAddress and LockBuckets are for the address tests.
-var ValidAddress = validAddress
+// LockBuckets and LockKeyMax are for the lock tests.
 
 const (
 	LockBuckets = lockBuckets

@@ -46,7 +46,7 @@ func TestValidAddress(t *testing.T) {
 	for _, tt := range tests {
 		addr, domain := store.NormalizeAddress(tt.in)
 		if got := store.ValidAddress(addr, domain); got != tt.want {
-			t.Errorf("validAddress(%q) = %v, want %v", tt.in, got, tt.want)
+			t.Errorf("ValidAddress(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
 }

@@ -386,7 +386,7 @@ func (r *policyRun) live() []*candidate {
 	var live []*candidate
 	for i := range r.cands {
 		c := &r.cands[i]
-		if c.dropped || !validAddress(c.address, c.domain) {
+		if c.dropped || !ValidAddress(c.address, c.domain) {
 			continue // an invalid address is recorded, never acted on
 		}
 		if c.soft && !softThresholdMet(r.softDays[i], c.at, r.windowDays, r.db.policy.SoftThreshold) {

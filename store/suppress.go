@@ -143,7 +143,7 @@ type SuppressRequest struct {
 // reason it upgrades it.
 func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, bool, error) {
 	addr, domain := NormalizeAddress(req.Address)
-	if !validAddress(addr, domain) {
+	if !ValidAddress(addr, domain) {
 		return Suppression{}, false, fmt.Errorf("%w: %q is not a valid email address (RFC 5321/6531)", ErrInvalid, req.Address)
 	}
 	if req.By == "" {
