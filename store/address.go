@@ -1,6 +1,7 @@
 package store
 
 import (
+	"net"
 	"strings"
 	"unicode/utf8"
 
@@ -70,4 +71,107 @@ func cleanText(s string, max int) string {
 		s = s[:cut]
 	}
 	return s
+}
+
+// Address limits of RFC 5321 §4.5.3.1: a local part of at most 64 octets,
+// a domain of at most 255 (253 without the root's dot), a label of 63, a
+// path of 256 with its angle brackets.
+const (
+	maxLocalPart = 64
+	maxDomain    = 253
+	maxLabel     = 63
+	maxAddress   = 254
+)
+
+// ValidAddress reports whether a NormalizeAddress result is an address
+// that could receive mail: an RFC 5321 §4.1.2 Mailbox (with the UTF-8 of
+// RFC 6531 §3.3 in the local part) whose domain could exist. Only such an
+// address may be suppressed or change a list membership; any other is
+// kept in its bounce row as reported and acted on never. It refuses
+// invalid UTF-8 (seen as U+FFFD after cleanText), control characters and
+// spaces outside quotes, a local part or domain over its length limit, a
+// single-label domain ("localhost", "example"), a label with characters
+// outside letters, digits and hyphens (after IDNA), a hyphen at a label's
+// end, and an all-numeric top-level label (RFC 3696 §2). An address
+// literal ([192.0.2.1], [IPv6:2001:db8::1]) is valid when its IP parses
+// and is a global unicast address.
+func ValidAddress(addr, domain string) bool {
+	if !isAddress(addr, domain) || len(addr) > maxAddress || strings.ContainsRune(addr, utf8.RuneError) {
+		return false
+	}
+	local := addr[:len(addr)-len(domain)-1]
+	return validLocalPart(local) && validDomain(domain)
+}
+
+// validLocalPart checks a Dot-string or Quoted-string (RFC 5321 §4.1.2),
+// non-ASCII UTF-8 allowed (RFC 6531 §3.3).
+func validLocalPart(local string) bool {
+	if len(local) == 0 || len(local) > maxLocalPart {
+		return false
+	}
+	if len(local) >= 2 && local[0] == '"' && local[len(local)-1] == '"' {
+		q := local[1 : len(local)-1]
+		for i := 0; i < len(q); i++ {
+			c := q[i]
+			switch {
+			case c == '\\':
+				i++ // quoted-pair: any printable next
+				if i >= len(q) || q[i] < 32 || q[i] == 127 {
+					return false
+				}
+			case c == '"' || c < 32 || c == 127:
+				return false
+			}
+		}
+		return true
+	}
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if c >= utf8.RuneSelf || c == '.' || isAtext(c) {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// isAtext reports whether c is an ASCII atext character (RFC 5322 §3.2.3).
+func isAtext(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// validDomain checks a normalised (IDNA ASCII, lower-case) domain.
+func validDomain(domain string) bool {
+	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
+		lit := strings.TrimPrefix(domain[1:len(domain)-1], "ipv6:")
+		ip := net.ParseIP(lit)
+		return ip != nil && ip.IsGlobalUnicast() && !ip.IsPrivate()
+	}
+	if len(domain) > maxDomain {
+		return false
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > maxLabel || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	return strings.Trim(tld, "0123456789") != ""
 }

@@ -259,3 +259,37 @@ func TestPendingEventsPages(t *testing.T) {
 		}
 	}
 }
+
+// A mailbox known by several names is leased all or nothing: an owner
+// whose names overlap another's gets none of them, and leaves none taken.
+func TestLeasesAllOrNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, store.Policy{})
+	ctx := t.Context()
+	acquire := func(owner string, names ...string) bool {
+		t.Helper()
+		ok, err := f.db.AcquireLeases(ctx, names, owner, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !acquire("w1", "b@localhost:143/INBOX", "b@127.0.0.1:143/INBOX") {
+		t.Fatal("AcquireLeases(free) = false")
+	}
+	if acquire("w2", "b@other:143/INBOX", "b@127.0.0.1:143/INBOX") {
+		t.Error("AcquireLeases(overlapping w1's) for w2 = true")
+	}
+	if n := f.n(`SELECT count(*) FROM mailbox_leases WHERE owner = 'w2'`); n != 0 {
+		t.Errorf("w2 holds %d leases after failing to get all, want 0", n)
+	}
+	if !acquire("w1", "b@localhost:143/INBOX", "b@127.0.0.1:143/INBOX") {
+		t.Error("AcquireLeases(renew) = false")
+	}
+	if err := f.db.ReleaseLeases(ctx, []string{"b@localhost:143/INBOX", "b@127.0.0.1:143/INBOX"}, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	if !acquire("w2", "b@other:143/INBOX", "b@127.0.0.1:143/INBOX") {
+		t.Error("AcquireLeases after release = false")
+	}
+}

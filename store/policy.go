@@ -108,6 +108,12 @@ type Policy struct {
 	SoftExpiry time.Duration
 	// SoftCategories are the categories counted [mailbox_full, expired].
 	SoftCategories []classify.Category
+	// MaxRecipients is the most failed recipients a message may list and
+	// still suppress [1000]. A message past it keeps every bounce row and
+	// event, but suppresses nothing and changes no list membership: no
+	// real bounce of one mail lists thousands of recipients, a forged or
+	// broken one may, and it must not remove a whole list at once.
+	MaxRecipients int
 }
 
 // Policy defaults, documented on Policy and in the README.
@@ -115,6 +121,7 @@ const (
 	DefaultSoftThreshold = 3
 	DefaultSoftWindow    = 15 * 24 * time.Hour
 	DefaultSoftExpiry    = 30 * 24 * time.Hour
+	DefaultMaxRecipients = 1000
 )
 
 // DefaultPolicy returns the policy the zero Policy means.
@@ -144,6 +151,9 @@ func (p Policy) withDefaults() (Policy, error) {
 	if p.SoftExpiry <= 0 {
 		p.SoftExpiry = DefaultSoftExpiry
 	}
+	if p.MaxRecipients <= 0 {
+		p.MaxRecipients = DefaultMaxRecipients
+	}
 	if len(p.SoftCategories) == 0 {
 		p.SoftCategories = []classify.Category{classify.MailboxFull, classify.Expired}
 	}
@@ -164,6 +174,7 @@ func (p Policy) withDefaults() (Policy, error) {
 //	BOUNCER_SOFT_WINDOW       e.g. 15d, 360h
 //	BOUNCER_SOFT_EXPIRY       e.g. 30d
 //	BOUNCER_SOFT_CATEGORIES   comma-separated, e.g. mailbox_full,expired
+//	BOUNCER_MAX_RECIPIENTS    failed recipients past which a message suppresses nothing
 func PolicyFromEnv(getenv func(string) string) (Policy, error) {
 	var p Policy
 	p.Scope = Scope(strings.TrimSpace(getenv("BOUNCER_SUPPRESS_SCOPE")))
@@ -187,6 +198,13 @@ func PolicyFromEnv(getenv func(string) string) (Policy, error) {
 			}
 			*dst = d
 		}
+	}
+	if v := strings.TrimSpace(getenv("BOUNCER_MAX_RECIPIENTS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return p, fmt.Errorf("%w: BOUNCER_MAX_RECIPIENTS %q: want a positive number", ErrInvalid, v)
+		}
+		p.MaxRecipients = n
 	}
 	if v := strings.TrimSpace(getenv("BOUNCER_SOFT_CATEGORIES")); v != "" {
 		for _, c := range strings.Split(v, ",") {

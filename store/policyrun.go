@@ -46,17 +46,32 @@ type applyOutcome struct {
 	removals []Suppression           // the suppressions removed, expiry included
 }
 
-// lockKey maps an address to the key of its transaction-level advisory lock.
-// Every change to an address's suppressions and list memberships happens
-// under this lock, taken in ascending key order, which serialises the
-// policy's read-count-decide-write per address (no lost update between two
-// savers) and cannot deadlock.
+// lockBuckets is how many advisory locks the addresses share: an address
+// is locked by locking its bucket, so that a transaction holds at most
+// lockBuckets advisory locks whatever it touches. PostgreSQL keeps every
+// advisory lock in its shared lock table, sized max_locks_per_transaction
+// (64) times max_connections (100) by default: one lock per address made
+// a single DSN of 75,000 recipients fail with "out of shared memory". 256
+// leaves room for several savers at once; the price is that two savers
+// touching addresses of one bucket wait for each other, never longer than
+// a transaction.
+const lockBuckets = 256
+
+// lockKey maps an address to the key of its transaction-level advisory lock
+// (its bucket's). Every change to an address's suppressions and list
+// memberships happens under this lock, taken in ascending key order, which
+// serialises the policy's read-count-decide-write per address (no lost
+// update between two savers) and cannot deadlock.
 func lockKey(addr string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("bouncer-address\x00"))
 	h.Write([]byte(addr))
-	return int64(h.Sum64())
+	return lockKeyBase + int64(h.Sum64()%lockBuckets)
 }
+
+// lockKeyBase keeps the buckets' keys apart from other users of advisory
+// locks in the same database.
+const lockKeyBase = 0x626f756e63657200 // "bouncer\0"
 
 const lockAddressesSQL = `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`
 
@@ -371,8 +386,8 @@ func (r *policyRun) live() []*candidate {
 	var live []*candidate
 	for i := range r.cands {
 		c := &r.cands[i]
-		if c.dropped {
-			continue
+		if c.dropped || !ValidAddress(c.address, c.domain) {
+			continue // an invalid address is recorded, never acted on
 		}
 		if c.soft && !softThresholdMet(r.softDays[i], c.at, r.windowDays, r.db.policy.SoftThreshold) {
 			continue

@@ -461,8 +461,15 @@ func bouncePayload(p *pendingBounce) *Payload {
 func (db *DB) candidates(pend []pendingBounce, now time.Time) ([]candidate, []int) {
 	var cands []candidate
 	var candPend []int
+	failed := map[*Message]int{} // failed recipients per message
+	for i := range pend {
+		failed[pend[i].msg]++
+	}
 	for i := range pend {
 		p := &pend[i]
+		if failed[p.msg] > db.policy.MaxRecipients {
+			continue // recorded, never acted on (Policy.MaxRecipients)
+		}
 		orig := &p.msg.Report.Original
 		kind, reason, listID := db.policy.judge(p.rcpt, p.msg.Report)
 		if kind == candNone || p.domain == "" || p.untrusted() { // no address to suppress, or not proven ours: the row is the record

@@ -143,8 +143,8 @@ type SuppressRequest struct {
 // reason it upgrades it.
 func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, bool, error) {
 	addr, domain := NormalizeAddress(req.Address)
-	if !isAddress(addr, domain) {
-		return Suppression{}, false, fmt.Errorf("%w: %q is not an email address", ErrInvalid, req.Address)
+	if !ValidAddress(addr, domain) {
+		return Suppression{}, false, fmt.Errorf("%w: %q is not a valid email address (RFC 5321/6531)", ErrInvalid, req.Address)
 	}
 	if req.By == "" {
 		return Suppression{}, false, fmt.Errorf("%w: suppress %s: say who (By)", ErrInvalid, addr)

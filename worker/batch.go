@@ -26,18 +26,20 @@ type batch struct {
 	res   store.SaveResult // what save wrote
 }
 
-// save stores b in one transaction: the first half of a batch's commit.
-// It runs to its end even when ctx ends meanwhile (connGuard bounds that).
+// save stores b in one transaction, or, when that fails for a reason that
+// is not transient, in parts, quarantining the message at fault (saveAll):
+// the first half of a batch's commit. It runs to its end even when ctx
+// ends meanwhile (connGuard bounds that).
 func (s *session) save(ctx context.Context, b *batch) error {
 	heads, msgs := b.heads, b.msgs
 	if len(msgs) > 0 { // none when all were expunged since the size fetch
 		if err := s.w.verifyBatch(context.WithoutCancel(ctx), msgs); err != nil {
 			return fmt.Errorf("trust policy for batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
 		}
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		res, err := s.w.db.SaveBatch(sctx, msgs)
-		cancel()
+		forced := s.strikes.n >= maxSaveAttempts && s.strikes.first == msgs[0].UID && s.strikes.uidValidity == s.uidValidity
+		res, err := s.saveAll(ctx, msgs, forced)
 		if err != nil {
+			s.strikes.fail(s.uidValidity, msgs[0].UID)
 			return fmt.Errorf("save batch of %d (uid %d-%d): %w", len(msgs), heads[0].uid, heads[len(heads)-1].uid, err)
 		}
 		b.res = res

@@ -69,6 +69,7 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_SOFT_WINDOW", days(store.DefaultSoftWindow), "the days must fall within this window (15d, 360h)"},
 	{"BOUNCER_SOFT_EXPIRY", days(store.DefaultSoftExpiry), "a soft suppression expires this long after it is made"},
 	{"BOUNCER_SOFT_CATEGORIES", softCategories(), "the categories that count as soft bounces, comma-separated"},
+	{"BOUNCER_MAX_RECIPIENTS", strconv.Itoa(store.DefaultMaxRecipients), "a message listing more failed recipients is recorded but suppresses nothing"},
 }
 
 // softCategories is the default of BOUNCER_SOFT_CATEGORIES.
@@ -293,6 +294,8 @@ type FileMailbox struct {
 	Processed    string `json:"processed"`
 	Quarantine   string `json:"quarantine"`
 	NotBounce    string `json:"not_bounce"`
+	// Name is the mailbox's name in Postgres instead of its identity.
+	Name string `json:"name"`
 }
 
 // Validate checks c and resolves its mailboxes into c.Mailboxes.
@@ -442,6 +445,7 @@ func (c *Config) readFile(password string) ([]Mailbox, error) {
 		set(&m.Processed, fm.Processed)
 		set(&m.Quarantine, fm.Quarantine)
 		set(&m.NotBounce, fm.NotBounce)
+		set(&m.Name, strings.TrimSpace(fm.Name))
 		c.inherit(&m, password)
 		out = append(out, m)
 	}

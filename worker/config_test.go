@@ -24,11 +24,17 @@ func TestParseMailboxURL(t *testing.T) {
 		{raw: "imap://b:pw@mail.example.com/Bounces?processed=Done&quarantine=Bad&notbounce=Humans",
 			want: Mailbox{Key: "b@mail.example.com:143/Bounces", Addr: "mail.example.com:143", TLS: TLSStartTLS, User: "b", Password: "pw", Folder: "Bounces", Processed: "Done", Quarantine: "Bad", NotBounce: "Humans", Auth: AuthLogin}},
 		{raw: "imap://b:pw@127.0.0.1:1143?tls=none",
-			want: Mailbox{Key: "b@127.0.0.1:1143/INBOX", Addr: "127.0.0.1:1143", TLS: TLSNone, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
+			want: Mailbox{Key: "b@localhost:1143/INBOX", Addr: "127.0.0.1:1143", TLS: TLSNone, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
 		{raw: "imap://b:pw@[::1]:1143/INBOX?tls=none",
-			want: Mailbox{Key: "b@[::1]:1143/INBOX", Addr: "[::1]:1143", TLS: TLSNone, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
+			want: Mailbox{Key: "b@localhost:1143/INBOX", Addr: "[::1]:1143", TLS: TLSNone, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
 		{raw: "imaps://b@outlook.office365.com/INBOX?auth=xoauth2&token_file=/run/tok",
 			want: Mailbox{Key: "b@outlook.office365.com:993/INBOX", Addr: "outlook.office365.com:993", TLS: TLSImplicit, User: "b", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthXOAUTH2}},
+		{raw: "imap://b:pw@LocalHost.:1143?tls=none",
+			want: Mailbox{Key: "b@localhost:1143/INBOX", Addr: "localhost.:1143", TLS: TLSNone, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
+		{raw: "imaps://b:pw@[2001:DB8:0::1]/INBOX",
+			want: Mailbox{Key: "b@[2001:db8::1]:993/INBOX", Addr: "[2001:db8:0::1]:993", TLS: TLSImplicit, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
+		{raw: "imaps://b:pw@mail.example.com/INBOX?name=bounces-eu",
+			want: Mailbox{Key: "bounces-eu", Name: "bounces-eu", Addr: "mail.example.com:993", TLS: TLSImplicit, User: "b", Password: "pw", Folder: "INBOX", Processed: "Processed", Quarantine: "Quarantine", Auth: AuthLogin}},
 		{raw: "imap://b:pw@mail.example.com/INBOX?tls=none", wantErr: "only allowed to a loopback host"},
 		{raw: "imaps://b:pw@localhost/INBOX?tls=none", wantErr: "tls=none with imaps"},
 		{raw: "pop3://b:pw@mail.example.com/", wantErr: "scheme must be imap or imaps"},
@@ -57,7 +63,7 @@ func TestParseMailboxURL(t *testing.T) {
 			t.Errorf("ParseMailboxURL(%q) error = %v", tt.raw, err)
 			continue
 		}
-		m.Host, m.TokenFile, m.TokenCommand, m.CAFile = "", "", "", ""
+		m.Host, m.TokenFile, m.TokenCommand, m.CAFile, m.LegacyKey = "", "", "", "", ""
 		if m != tt.want {
 			t.Errorf("ParseMailboxURL(%q) =\n %+v, want\n %+v", tt.raw, m, tt.want)
 		}
@@ -159,7 +165,7 @@ func TestEnvVarsPolicyDefaults(t *testing.T) {
 		defaults[v.Name] = v.Default
 	}
 	got, err := store.PolicyFromEnv(func(k string) string {
-		if strings.HasPrefix(k, "BOUNCER_SOFT_") || strings.HasSuffix(k, "_SCOPE") {
+		if strings.HasPrefix(k, "BOUNCER_SOFT_") || strings.HasSuffix(k, "_SCOPE") || k == "BOUNCER_MAX_RECIPIENTS" {
 			if defaults[k] == "" {
 				t.Errorf("EnvVars has no default for %s", k)
 			}

@@ -79,7 +79,7 @@ func (r *relay) run(ctx context.Context) error {
 	held := false
 	defer func() {
 		if held {
-			r.w.releaseLease(lease)
+			r.w.releaseLease([]string{lease})
 		}
 	}()
 	timer := time.NewTimer(0)
@@ -92,7 +92,7 @@ func (r *relay) run(ctx context.Context) error {
 		case <-r.wake:
 		}
 		next := relayTick
-		ok, err := r.w.acquireLease(ctx, lease)
+		ok, err := r.w.acquireLease(ctx, []string{lease})
 		switch {
 		case err != nil:
 			r.log.Warn("outbox lease", "err", err)

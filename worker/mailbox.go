@@ -31,8 +31,18 @@ const (
 // and where its messages go.
 type Mailbox struct {
 	// Key names the mailbox in Postgres (checkpoint, lease, source
-	// messages): "user@host:port/Folder", host lower-cased.
+	// messages): Name when the operator gave one, else its identity
+	// "user@host:port/Folder" with the host canonical (see canonicalHost),
+	// so that two spellings of one server give one key.
 	Key string
+	// Name is the operator's name for the mailbox (name= in the URL,
+	// "name" in the config file), used as Key as it is.
+	Name string
+	// LegacyKey is the key versions before the canonical identity used:
+	// "user@host:port/Folder" with the host as written, lower-cased. The
+	// worker reads a checkpoint saved under it when Key has none, and
+	// leases it too, so an older worker given the same URL stands by.
+	LegacyKey string
 
 	Host string
 	Addr string // host:port
@@ -71,7 +81,8 @@ func (m *Mailbox) String() string { return m.Key }
 //	imap://user@127.0.0.1:1143/INBOX?tls=none        plaintext, loopback only
 //
 // Query options: processed=, quarantine=, notbounce= (folders), auth=
-// (login, plain, xoauth2, oauthbearer), token_file=, token_command=, ca_file=.
+// (login, plain, xoauth2, oauthbearer), token_file=, token_command=, ca_file=,
+// name= (the mailbox's name in Postgres instead of its identity).
 // The URL form follows RFC 5092 loosely: only the server, user and mailbox
 // parts are used.
 func ParseMailboxURL(raw string) (Mailbox, error) {
@@ -111,7 +122,7 @@ func ParseMailboxURL(raw string) (Mailbox, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "tls", "processed", "quarantine", "notbounce", "auth", "token_file", "token_command", "ca_file":
+		case "tls", "processed", "quarantine", "notbounce", "auth", "token_file", "token_command", "ca_file", "name":
 		default:
 			return Mailbox{}, fmt.Errorf("worker: imap url %s: unknown option %q", redact(u), k)
 		}
@@ -135,6 +146,7 @@ func ParseMailboxURL(raw string) (Mailbox, error) {
 	m.TokenFile = q.Get("token_file")
 	m.TokenCommand = q.Get("token_command")
 	m.CAFile = q.Get("ca_file")
+	m.Name = strings.TrimSpace(q.Get("name"))
 	return m, nil
 }
 
@@ -155,7 +167,11 @@ func (m *Mailbox) finish() error {
 			m.Auth = AuthXOAUTH2
 		}
 	}
-	m.Key = fmt.Sprintf("%s@%s/%s", m.User, m.Addr, m.Folder)
+	m.LegacyKey = fmt.Sprintf("%s@%s/%s", m.User, m.Addr, m.Folder)
+	m.Key = m.identity(canonicalHost(m.Host))
+	if m.Name != "" {
+		m.Key = m.Name
+	}
 	if m.User == "" {
 		return fmt.Errorf("worker: mailbox %s: no user", m.Key)
 	}
@@ -182,10 +198,38 @@ func (m *Mailbox) finish() error {
 	return nil
 }
 
+// identity is the mailbox's key with host as its server's name.
+func (m *Mailbox) identity(host string) string {
+	_, port, _ := net.SplitHostPort(m.Addr)
+	return fmt.Sprintf("%s@%s/%s", m.User, net.JoinHostPort(host, port), m.Folder)
+}
+
+// canonicalHost is host as the mailbox's identity names it: every loopback
+// spelling (localhost, *.localhost of RFC 6761 §6.3, 127.0.0.0/8, ::1) is
+// "localhost", since they all reach this machine's server; an IP address
+// is in its canonical form (::ffff:192.0.2.1 is 192.0.2.1, 2001:DB8:0::1
+// is 2001:db8::1); a name is lower-cased without its final dot. A name is
+// not replaced by its addresses here: those change with DNS and would
+// move the checkpoint. The lease also covers the addresses the name
+// resolves to when it is taken (leaseNames).
+func canonicalHost(host string) string {
+	h := strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return "localhost"
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		if ip.IsLoopback() {
+			return "localhost"
+		}
+		return ip.String()
+	}
+	return h
+}
+
 // isLoopback reports whether host names the local machine without DNS:
 // "localhost", 127.0.0.0/8 or ::1.
 func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))

@@ -29,6 +29,8 @@ type metrics struct {
 	eventsPublished prometheus.Counter
 	reconnects      *prometheus.CounterVec // by mailbox
 	batches         prometheus.Counter
+	batchSplits     prometheus.Counter
+	saveQuarantined prometheus.Counter
 	mailboxReady    *prometheus.GaugeVec // by mailbox
 }
 
@@ -76,13 +78,21 @@ func newMetrics() *metrics {
 			Name: "bouncer_batches_total",
 			Help: "Batches committed.",
 		}),
+		batchSplits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bouncer_batch_splits_total",
+			Help: "Batches split in two because their save failed for a reason that is not transient (or failed too often).",
+		}),
+		saveQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bouncer_save_quarantined_total",
+			Help: "Messages quarantined because their results could not be saved (found by splitting their batch).",
+		}),
 		mailboxReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bouncer_mailbox_ready",
 			Help: "1 while the mailbox is worked (catching up or idle) or another worker holds it (standby), as /readyz says; 0 while starting, connecting or backing off, or stopped.",
 		}, []string{"mailbox"}),
 	}
 	m.reg.MustRegister(m.messages, m.recipients, m.suppressions, m.duplicates, m.commitLatency,
-		m.outboxPending, m.outboxOldest, m.eventsPublished, m.reconnects, m.batches, m.mailboxReady,
+		m.outboxPending, m.outboxOldest, m.eventsPublished, m.reconnects, m.batches, m.batchSplits, m.saveQuarantined, m.mailboxReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -25,6 +25,7 @@ type session struct {
 	m       *Mailbox
 	log     *slog.Logger
 	healthy func() // called once the session works, to reset the backoff
+	strikes *saveStrikes
 
 	c       *imapclient.Client
 	guard   connGuard
@@ -173,6 +174,11 @@ func (s *session) setup() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cp, ok, err := s.w.db.Checkpoint(ctx, s.m.Key)
+	if err == nil && !ok && s.m.LegacyKey != s.m.Key {
+		// Saved by a version that keyed the mailbox by its URL as
+		// written: carry on from it (the next batch saves it under Key).
+		cp, ok, err = s.w.db.Checkpoint(ctx, s.m.LegacyKey)
+	}
 	if err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
 	}

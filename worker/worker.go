@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -89,20 +91,52 @@ func (w *Worker) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// acquireLease takes or renews the lease on name for this process.
-func (w *Worker) acquireLease(ctx context.Context, name string) (bool, error) {
+// acquireLease takes or renews the lease on names (one mailbox's, see
+// leaseNames) for this process.
+func (w *Worker) acquireLease(ctx context.Context, names []string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return w.db.AcquireLease(ctx, name, w.cfg.Owner, w.cfg.LeaseTTL)
+	return w.db.AcquireLeases(ctx, names, w.cfg.Owner, w.cfg.LeaseTTL)
+}
+
+// leaseNames are the names m's lease covers: its key, the key an older
+// version used, and, unless the operator named the mailbox, its identity
+// at each address its host resolves to now. So a worker given the server
+// as a name and one given it as one of that name's addresses cannot both
+// hold it. A name that does not resolve adds nothing (the IMAP dial will
+// fail and say why). An operator-given name leases only itself: it is the
+// way out when two mailboxes share an address, port, user and folder
+// (hosting that routes by TLS server name).
+func (w *Worker) leaseNames(ctx context.Context, m *Mailbox) []string {
+	names := []string{m.Key}
+	if m.LegacyKey != "" && m.LegacyKey != m.Key {
+		names = append(names, m.LegacyKey)
+	}
+	host := canonicalHost(m.Host)
+	if m.Name != "" || host == "localhost" || net.ParseIP(host) != nil {
+		return names
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(rctx, m.Host)
+	if err != nil {
+		return names
+	}
+	for _, a := range addrs {
+		if k := m.identity(canonicalHost(a.IP.String())); !slices.Contains(names, k) {
+			names = append(names, k)
+		}
+	}
+	return names
 }
 
 // releaseLease gives the lease up so another process can take over at
 // once; it runs during shutdown, so it does not take the ended ctx.
-func (w *Worker) releaseLease(name string) {
+func (w *Worker) releaseLease(names []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := w.db.ReleaseLease(ctx, name, w.cfg.Owner); err != nil {
-		w.log.Warn("release lease", "lease", name, "err", err)
+	if err := w.db.ReleaseLeases(ctx, names, w.cfg.Owner); err != nil {
+		w.log.Warn("release lease", "lease", names[0], "err", err)
 	}
 }
 
@@ -115,7 +149,8 @@ func (w *Worker) runMailbox(ctx context.Context, m *Mailbox) error {
 	bo := w.newBackoff()
 	defer w.status.set(m.Key, stateStopped, nil)
 	for ctx.Err() == nil {
-		ok, err := w.acquireLease(ctx, m.Key)
+		names := w.leaseNames(ctx, m)
+		ok, err := w.acquireLease(ctx, names)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -132,8 +167,8 @@ func (w *Worker) runMailbox(ctx context.Context, m *Mailbox) error {
 			sleep(ctx, w.cfg.LeaseTTL/3)
 			continue
 		}
-		log.Info("mailbox lease acquired", "owner", w.cfg.Owner)
-		err = w.holdLease(ctx, m, log)
+		log.Info("mailbox lease acquired", "owner", w.cfg.Owner, "names", names)
+		err = w.holdLease(ctx, m, names, log)
 		log.Info("mailbox lease ended", "reason", err)
 	}
 	return nil
@@ -141,18 +176,18 @@ func (w *Worker) runMailbox(ctx context.Context, m *Mailbox) error {
 
 // holdLease keeps renewing m's lease while sessions work the mailbox. It
 // returns when ctx ends or the lease is lost.
-func (w *Worker) holdLease(ctx context.Context, m *Mailbox, log *slog.Logger) error {
+func (w *Worker) holdLease(ctx context.Context, m *Mailbox, names []string, log *slog.Logger) error {
 	lctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.renewLease(lctx, m.Key, cancel, log)
+		w.renewLease(lctx, names, cancel, log)
 	}()
 	w.sessions(lctx, m, log)
 	cancel(nil)
 	<-done
-	w.releaseLease(m.Key)
+	w.releaseLease(names)
 	if err := context.Cause(lctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -162,7 +197,7 @@ func (w *Worker) holdLease(ctx context.Context, m *Mailbox, log *slog.Logger) er
 // renewLease renews the lease every third of its TTL. It cancels the work
 // when another owner holds it, or when it could not be renewed for two
 // thirds of the TTL (the lease may be about to expire).
-func (w *Worker) renewLease(ctx context.Context, key string, cancel context.CancelCauseFunc, log *slog.Logger) {
+func (w *Worker) renewLease(ctx context.Context, names []string, cancel context.CancelCauseFunc, log *slog.Logger) {
 	ttl := w.cfg.LeaseTTL
 	last := time.Now()
 	t := time.NewTicker(ttl / 3)
@@ -173,7 +208,7 @@ func (w *Worker) renewLease(ctx context.Context, key string, cancel context.Canc
 			return
 		case <-t.C:
 		}
-		ok, err := w.acquireLease(ctx, key)
+		ok, err := w.acquireLease(ctx, names)
 		switch {
 		case err == nil && ok:
 			last = time.Now()
@@ -192,9 +227,10 @@ func (w *Worker) renewLease(ctx context.Context, key string, cancel context.Canc
 // each failure, until ctx ends.
 func (w *Worker) sessions(ctx context.Context, m *Mailbox, log *slog.Logger) {
 	bo := w.newBackoff()
+	strikes := &saveStrikes{}
 	for ctx.Err() == nil {
 		w.status.set(m.Key, stateConnecting, nil)
-		s := &session{w: w, m: m, log: log, healthy: bo.reset}
+		s := &session{w: w, m: m, log: log, healthy: bo.reset, strikes: strikes}
 		err := s.run(ctx)
 		if ctx.Err() != nil {
 			return

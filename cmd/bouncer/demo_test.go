@@ -181,7 +181,7 @@ func expectedSummary(t *testing.T) demo.Summary {
 			}
 			var reason store.Reason
 			switch {
-			case domain == "":
+			case !store.ValidAddress(addr, domain): // recorded, never suppressed
 			case r.Category == classify.Complaint:
 				reason = store.ReasonComplaint
 			case rep.Original.AutoReply || classify.NeverSuppress(r.Category):
