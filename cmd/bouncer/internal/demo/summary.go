@@ -252,7 +252,7 @@ func faultWords(c classify.Category) string {
 	case c == classify.MailboxFull || c == classify.Expired:
 		return "the recipient's, for now: suppressed only after soft bounces on several days"
 	case !classify.NeverSuppress(c) && e.Fault == classify.FaultRecipient:
-		return "the recipient's: a dead address, suppressed"
+		return "the recipient's: a dead address, suppressed (unless the address itself is invalid)"
 	case e.Fault == classify.FaultSender:
 		return "ours (the sender's): never suppressed"
 	case e.Fault == classify.FaultRemote:
