@@ -225,13 +225,8 @@ func demoDatabaseURL() string {
 	return u.String()
 }
 
-// redactDB returns a database URL without its password.
-func redactDB(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		return u.Redacted()
-	}
-	return s
-}
+// redactDB returns a database or NATS URL without its password.
+func redactDB(s string) string { return worker.RedactURL(s) }
 
 // noDatabase turns a failure to reach PostgreSQL into a usage error that
 // says how to get one; other failures stay what they are.

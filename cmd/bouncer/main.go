@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/bouncer-mail/bouncer/worker"
 )
 
 // env is what every command gets from the process: its streams and its
@@ -66,7 +69,65 @@ func main() {
 	os.Exit(exitStatus(err))
 }
 
+// run runs the command args names, and keeps the passwords and tokens of
+// its connection settings out of what it prints on stderr and out of the
+// error it returns (worker.Scrub): no library's error or log line can
+// leak one.
 func run(ctx context.Context, e *env, args []string) error {
+	secrets := commandSecrets(e.getenv, args)
+	if len(secrets) == 0 {
+		return runCommand(ctx, e, args)
+	}
+	se := *e
+	se.stderr = scrubWriter{e.stderr, secrets}
+	err := runCommand(ctx, &se, args)
+	if err != nil {
+		if msg := worker.Scrub(err.Error(), secrets); msg != err.Error() {
+			return scrubbedError{msg, err}
+		}
+	}
+	return err
+}
+
+// commandSecrets gathers the secrets a command may be given: the
+// passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
+// argument that holds a URL, the IMAP password and the explain token.
+func commandSecrets(getenv func(string) string, args []string) []string {
+	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
+	for _, a := range args {
+		if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			a = v
+		}
+		settings = append(settings, a)
+	}
+	return worker.Secrets(settings, getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN"))
+}
+
+// scrubWriter writes to w with the secrets replaced; slog's handlers
+// write one whole record per call, so no secret is cut in two.
+type scrubWriter struct {
+	w       io.Writer
+	secrets []string
+}
+
+func (s scrubWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(s.w, worker.Scrub(string(p), s.secrets)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// scrubbedError is err with its message scrubbed of secrets; errors.Is
+// (the exit status) still sees the cause.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+func runCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) == 0 {
 			usage(e.stderr)
