@@ -107,7 +107,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		Mailbox: cfg.Mailboxes[0].Key, LastUID: lastUID, Sums: sums,
 		Web: web, DatabaseURL: redactDB(dbURL), NATSURL: redactDB(natsURL),
 	}
-	return serveDemo(ctx, e, w, show, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln)
+	return serveDemo(ctx, e, w, show, newHTTPServer(mux, nil), ln)
 }
 
 // readDemoSetup reads the demo's flags and environment.

@@ -167,7 +167,7 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, mux *http.Se
 		return fmt.Errorf("run: http: %w", err)
 	}
 	log.Info("http listening", "addr", ln.Addr().String())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, log)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("run: http: %w", err)
