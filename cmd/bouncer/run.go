@@ -115,6 +115,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		token = t
 	}
 	log := proc.logger(e.stderr)
+	if why := store.TransportWarning(proc.databaseURL); why != "" {
+		log.Warn("database connection not protected by TLS", "database", redactDB(proc.databaseURL), "why", why)
+	}
 
 	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy}, log)
 	if err != nil {

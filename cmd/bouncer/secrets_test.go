@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/worker"
 	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
@@ -123,6 +124,44 @@ func (b *awaitBuffer) await(t *testing.T, text string, done <-chan error) {
 			t.Fatalf("ended (%v) before logging %q:\n%s", err, text, b.String())
 		case <-limit.C:
 			t.Fatalf("%q not logged within a minute:\n%s", text, b.String())
+		}
+	}
+}
+
+// `bouncer run` warns once, at start and redacted, when its database
+// connection may cross the network in clear; not for a loopback one.
+func TestRunWarnsPlaintextDatabase(t *testing.T) {
+	const pw = "Pw-5b1e0a77"
+	const warning = "database connection not protected by TLS"
+	for _, tc := range []struct {
+		dbURL string
+		warn  bool
+	}{
+		// 192.0.2.1 (TEST-NET-1, RFC 5737) never answers: run waits for it.
+		{"postgres://postgres:" + pw + "@192.0.2.1:5432/x?sslmode=disable&connect_timeout=1", true},
+		{withPassword(t, wt.NewDatabase(t), pw), false},
+	} {
+		logs := &awaitBuffer{changed: make(chan struct{}, 1)}
+		vars := map[string]string{"DATABASE_URL": tc.dbURL, "BOUNCER_HTTP_ADDR": "off", "NATS_URL": "nats://127.0.0.1:1",
+			"BOUNCER_IMAP_URL": fmt.Sprintf("imap://u:p@127.0.0.1:%d/INBOX?tls=none", wt.FreePort(t))}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, &env{stdout: logs, stderr: logs, getenv: func(k string) string { return vars[k] }}, []string{"run"})
+		}()
+		if tc.warn {
+			logs.await(t, warning, done)
+		} else {
+			logs.await(t, "imap session ended", done) // past the start
+		}
+		cancel()
+		<-done
+		out := logs.String()
+		if got := strings.Count(out, warning); got != map[bool]int{true: 1, false: 0}[tc.warn] {
+			t.Errorf("bouncer run with DATABASE_URL %s: %d warnings %q, want %v:\n%s", worker.RedactURL(tc.dbURL), got, warning, tc.warn, out)
+		}
+		if strings.Contains(out, pw) {
+			t.Errorf("bouncer run: the password appears in its log:\n%s", out)
 		}
 	}
 }
