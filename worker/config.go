@@ -28,6 +28,9 @@ type EnvVar struct {
 var EnvVars = []EnvVar{
 	{"DATABASE_URL", DefaultDatabaseURL, "Postgres connection URL"},
 	{"NATS_URL", DefaultNATSURL, "NATS server URL(s), comma-separated"},
+	{"NATS_CREDS_FILE", "", "NATS credentials file (JWT and NKey seed)"},
+	{"NATS_NKEY_FILE", "", "file holding a NATS NKey user seed"},
+	{"NATS_TLS_CA", "", "PEM file of CAs trusted for NATS TLS instead of the system pool"},
 	{"BOUNCER_IMAP_URL", "", "bounce mailbox IMAP URL(s), comma-separated (imaps://user@host/INBOX)"},
 	{"BOUNCER_IMAP_PASSWORD", "", "IMAP password for URLs that carry none"},
 	{"BOUNCER_IMAP_PASSWORD_FILE", "", "file holding the IMAP password (wins over BOUNCER_IMAP_PASSWORD)"},

@@ -181,7 +181,12 @@ func connectDemoNATS(e *env) (nc *nats.Conn, natsURL string, closeNATS func(), e
 		}
 		closeServer, natsURL = func() { ns.Close() }, ns.URL()
 	}
-	nc, err = nats.Connect(natsURL, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))
+	opts, err := natsAuth(e.getenv)
+	if err != nil {
+		closeServer()
+		return nil, "", nil, fmt.Errorf("%w: demo: %v", errUsage, err)
+	}
+	nc, err = nats.Connect(natsURL, append(opts, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		closeServer()
 		return nil, "", nil, fmt.Errorf("%w: demo: NATS_URL=%s does not answer (%v); unset NATS_URL to use an embedded server", errUsage, redactDB(natsURL), err)

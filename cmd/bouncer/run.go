@@ -114,6 +114,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		token = t
 	}
+	natsOpts, err := natsAuth(e.getenv)
+	if err != nil {
+		return fmt.Errorf("%w: run: %v", errUsage, err)
+	}
 	log := proc.logger(e.stderr)
 	if why := store.TransportWarning(proc.databaseURL); why != "" {
 		log.Warn("database connection not protected by TLS", "database", redactDB(proc.databaseURL), "why", why)
@@ -124,7 +128,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	nc, err := nats.Connect(proc.natsURL, nats.Name("bouncer "+cfg.Owner),
+	nc, err := nats.Connect(proc.natsURL, append(natsOpts, nats.Name("bouncer "+cfg.Owner),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(-1), // publishing fails fast while NATS is away; the outbox keeps the rows
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -132,7 +136,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))...)
 	if err != nil {
 		return fmt.Errorf("run: nats: %w", err)
 	}
