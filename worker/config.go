@@ -21,8 +21,8 @@ type EnvVar struct {
 }
 
 // EnvVars lists every environment variable `bouncer run` reads, with its
-// default: the worker's (FromEnv), the process's (DATABASE_URL, NATS_URL,
-// BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
+// default: the worker's (FromEnv), the process's (DATABASE_URL, NATS_URL and
+// NATS_*, BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
 // page's and the suppression policy's. The README's table and the
 // compose-file test are checked against it.
 var EnvVars = []EnvVar{

@@ -119,9 +119,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}
 	log := proc.logger(e.stderr)
-	if why := store.TransportWarning(proc.databaseURL); why != "" {
-		log.Warn("database connection not protected by TLS", "database", redactDB(proc.databaseURL), "why", why)
-	}
+	warnPlaintextDatabase(log, proc.databaseURL)
 
 	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy}, log)
 	if err != nil {
@@ -164,6 +162,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
+}
+
+// warnPlaintextDatabase logs, once at start, why the database connection
+// may cross the network in clear (store.TransportWarning), if it may.
+func warnPlaintextDatabase(log *slog.Logger, databaseURL string) {
+	if why := store.TransportWarning(databaseURL); why != "" {
+		log.Warn("database connection not protected by TLS", "database", redactDB(databaseURL), "why", why)
+	}
 }
 
 // serveHTTP serves mux on addr in g, and shuts the server down when ctx
