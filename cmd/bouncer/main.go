@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,16 +92,33 @@ func run(ctx context.Context, e *env, args []string) error {
 
 // commandSecrets gathers the secrets a command may be given: the
 // passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
-// argument that holds a URL, the IMAP password and the explain token.
+// argument that holds a URL, the IMAP password, the explain token and the
+// mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
 func commandSecrets(getenv func(string) string, args []string) []string {
 	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
-	for _, a := range args {
-		if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN")}
+	configs := []string{getenv("BOUNCER_CONFIG")}
+	for i, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
 			a = v
+			if strings.TrimLeft(k, "-") == "config" {
+				configs = append(configs, v)
+			}
+		} else if strings.TrimLeft(a, "-") == "config" && i+1 < len(args) {
+			configs = append(configs, args[i+1])
 		}
 		settings = append(settings, a)
 	}
-	return worker.Secrets(settings, getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN"))
+	for _, path := range configs {
+		var fc worker.FileConfig
+		if b, err := os.ReadFile(path); path == "" || err != nil || json.Unmarshal(b, &fc) != nil {
+			continue // the command reports a bad file, without its content
+		}
+		for _, m := range fc.Mailboxes {
+			settings, bare = append(settings, m.URL), append(bare, m.Password)
+		}
+	}
+	return worker.Secrets(settings, bare...)
 }
 
 // scrubWriter writes to w with the secrets replaced; slog's handlers

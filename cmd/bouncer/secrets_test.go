@@ -30,6 +30,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if err := os.WriteFile(eml, []byte("Subject: x\r\n\r\nx\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	config := filepath.Join(t.TempDir(), "bouncer.json")
+	if err := os.WriteFile(config, []byte(`{"mailboxes": [{"url": "imap://a:`+pw+`@`+dead+`/INBOX?tls=none"},
+		{"url": "imap://b@`+dead+`/Other?tls=none", "password": "`+pw+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -41,6 +46,8 @@ func TestSecretsNeverLogged(t *testing.T) {
 		{"run, NATS URL unparsable", []string{"run", "--http-addr", "off", "--nats-url", "nats://bouncer:" + pw + "@127.0.0.1:port"}, map[string]string{"DATABASE_URL": goodDB, "BOUNCER_IMAP_URL": deadIMAP}, ""},
 		{"run, IMAP URL unparsable", []string{"run", "--imap", "imap://bounces:" + pw + "@127.0.0.1:port/INBOX"}, map[string]string{"DATABASE_URL": goodDB}, ""},
 		{"run, IMAP password variable", []string{"run", "--http-addr", "off"}, map[string]string{"DATABASE_URL": goodDB, "NATS_URL": deadNATS, "BOUNCER_IMAP_URL": "imap://bounces@" + dead + "/INBOX?tls=none", "BOUNCER_IMAP_PASSWORD": pw}, "imap session ended"},
+		{"run, config file", []string{"run", "--config", config}, map[string]string{"DATABASE_URL": goodDB, "NATS_URL": deadNATS}, "imap session ended"},
+		{"run, config file in env", []string{"run"}, map[string]string{"DATABASE_URL": goodDB, "NATS_URL": deadNATS, "BOUNCER_CONFIG": config}, "imap session ended"},
 		{"migrate, flag", []string{"migrate", "--database-url", deadDB}, nil, ""},
 		{"migrate, keyword form", []string{"migrate", "--database-url", "host=127.0.0.1 port=1 user=postgres password=" + pw + " connect_timeout=2"}, nil, ""},
 		{"migrate, bad port", []string{"migrate"}, map[string]string{"DATABASE_URL": "postgres://postgres:" + pw + "@127.0.0.1:port/x"}, ""},
