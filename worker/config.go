@@ -21,13 +21,16 @@ type EnvVar struct {
 }
 
 // EnvVars lists every environment variable `bouncer run` reads, with its
-// default: the worker's (FromEnv), the process's (DATABASE_URL, NATS_URL,
-// BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
+// default: the worker's (FromEnv), the process's (DATABASE_URL, NATS_URL and
+// NATS_*, BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
 // page's and the suppression policy's. The README's table and the
 // compose-file test are checked against it.
 var EnvVars = []EnvVar{
 	{"DATABASE_URL", DefaultDatabaseURL, "Postgres connection URL"},
 	{"NATS_URL", DefaultNATSURL, "NATS server URL(s), comma-separated"},
+	{"NATS_CREDS_FILE", "", "NATS credentials file (JWT and NKey seed)"},
+	{"NATS_NKEY_FILE", "", "file holding a NATS NKey user seed"},
+	{"NATS_TLS_CA", "", "PEM file of CAs trusted for NATS TLS instead of the system pool"},
 	{"BOUNCER_IMAP_URL", "", "bounce mailbox IMAP URL(s), comma-separated (imaps://user@host/INBOX)"},
 	{"BOUNCER_IMAP_PASSWORD", "", "IMAP password for URLs that carry none"},
 	{"BOUNCER_IMAP_PASSWORD_FILE", "", "file holding the IMAP password (wins over BOUNCER_IMAP_PASSWORD)"},

@@ -102,6 +102,8 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"sent", "import", badCol}, nil, 2, []string{`bad-col.csv line 1: unknown column "when" (want message_id,recipient,list_id,campaign_id,sent_at)`}},
 		{[]string{"sent", "import", "/nonexistent.csv"}, nil, 1, []string{"sent import: ", "/nonexistent.csv", "no such file"}},
 		{[]string{"run", "--imap", imapOK}, map[string]string{"BOUNCER_TRUST": "maybe"}, 2, []string{`run: BOUNCER_TRUST="maybe": want verp, sent, any or auto`}},
+		{[]string{"run", "--imap", imapOK}, map[string]string{"NATS_CREDS_FILE": "/nonexistent/x.creds"}, 2, []string{"run: NATS_CREDS_FILE=/nonexistent/x.creds: ", "(want a readable file)"}},
+		{[]string{"run", "--imap", imapOK}, map[string]string{"NATS_NKEY_FILE": "/nonexistent/u.nk"}, 2, []string{"run: NATS_NKEY_FILE=/nonexistent/u.nk: ", "(want a file holding an NKey user seed, SU...)"}},
 		{[]string{"run", "--imap", imapOK}, map[string]string{"BOUNCER_TRUST": "verp"}, 2, []string{"run: BOUNCER_TRUST=verp needs BOUNCER_VERP_KEYS or BOUNCER_VERP_KEYS_FILE"}},
 
 		{[]string{"demo", "extra"}, nil, 2, []string{`demo takes no arguments, got "extra"`}},

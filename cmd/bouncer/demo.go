@@ -107,7 +107,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		Mailbox: cfg.Mailboxes[0].Key, LastUID: lastUID, Sums: sums,
 		Web: web, DatabaseURL: redactDB(dbURL), NATSURL: redactDB(natsURL),
 	}
-	return serveDemo(ctx, e, w, show, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln)
+	return serveDemo(ctx, e, w, show, newHTTPServer(mux, nil), ln)
 }
 
 // readDemoSetup reads the demo's flags and environment.
@@ -181,7 +181,12 @@ func connectDemoNATS(e *env) (nc *nats.Conn, natsURL string, closeNATS func(), e
 		}
 		closeServer, natsURL = func() { ns.Close() }, ns.URL()
 	}
-	nc, err = nats.Connect(natsURL, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))
+	opts, err := natsAuth(e.getenv)
+	if err != nil {
+		closeServer()
+		return nil, "", nil, fmt.Errorf("%w: demo: %v", errUsage, err)
+	}
+	nc, err = nats.Connect(natsURL, append(opts, nats.Name("bouncer demo"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		closeServer()
 		return nil, "", nil, fmt.Errorf("%w: demo: NATS_URL=%s does not answer (%v); unset NATS_URL to use an embedded server", errUsage, redactDB(natsURL), err)
@@ -225,13 +230,8 @@ func demoDatabaseURL() string {
 	return u.String()
 }
 
-// redactDB returns a database URL without its password.
-func redactDB(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" {
-		return u.Redacted()
-	}
-	return s
-}
+// redactDB returns a database or NATS URL without its password.
+func redactDB(s string) string { return worker.RedactURL(s) }
 
 // noDatabase turns a failure to reach PostgreSQL into a usage error that
 // says how to get one; other failures stay what they are.

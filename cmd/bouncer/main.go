@@ -5,13 +5,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/bouncer-mail/bouncer/worker"
 )
 
 // env is what every command gets from the process: its streams and its
@@ -66,7 +70,82 @@ func main() {
 	os.Exit(exitStatus(err))
 }
 
+// run runs the command args names, and keeps the passwords and tokens of
+// its connection settings out of what it prints on stderr and out of the
+// error it returns (worker.Scrub): no library's error or log line can
+// leak one.
 func run(ctx context.Context, e *env, args []string) error {
+	secrets := commandSecrets(e.getenv, args)
+	if len(secrets) == 0 {
+		return runCommand(ctx, e, args)
+	}
+	se := *e
+	se.stderr = scrubWriter{e.stderr, secrets}
+	err := runCommand(ctx, &se, args)
+	if err != nil {
+		if msg := worker.Scrub(err.Error(), secrets); msg != err.Error() {
+			return scrubbedError{msg, err}
+		}
+	}
+	return err
+}
+
+// commandSecrets gathers the secrets a command may be given: the
+// passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
+// argument that holds a URL, the IMAP password, the explain token and the
+// mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
+func commandSecrets(getenv func(string) string, args []string) []string {
+	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
+	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN")}
+	configs := []string{getenv("BOUNCER_CONFIG")}
+	for i, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			a = v
+			if strings.TrimLeft(k, "-") == "config" {
+				configs = append(configs, v)
+			}
+		} else if strings.TrimLeft(a, "-") == "config" && i+1 < len(args) {
+			configs = append(configs, args[i+1])
+		}
+		settings = append(settings, a)
+	}
+	for _, path := range configs {
+		var fc worker.FileConfig
+		if b, err := os.ReadFile(path); path == "" || err != nil || json.Unmarshal(b, &fc) != nil {
+			continue // the command reports a bad file, without its content
+		}
+		for _, m := range fc.Mailboxes {
+			settings, bare = append(settings, m.URL), append(bare, m.Password)
+		}
+	}
+	return worker.Secrets(settings, bare...)
+}
+
+// scrubWriter writes to w with the secrets replaced; slog's handlers
+// write one whole record per call, so no secret is cut in two.
+type scrubWriter struct {
+	w       io.Writer
+	secrets []string
+}
+
+func (s scrubWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(s.w, worker.Scrub(string(p), s.secrets)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// scrubbedError is err with its message scrubbed of secrets; errors.Is
+// (the exit status) still sees the cause.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
+
+func runCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) == 0 {
 			usage(e.stderr)

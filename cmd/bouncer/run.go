@@ -114,14 +114,19 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		}
 		token = t
 	}
+	natsOpts, err := natsAuth(e.getenv)
+	if err != nil {
+		return fmt.Errorf("%w: run: %v", errUsage, err)
+	}
 	log := proc.logger(e.stderr)
+	warnPlaintextDatabase(log, proc.databaseURL)
 
 	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy}, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	nc, err := nats.Connect(proc.natsURL, nats.Name("bouncer "+cfg.Owner),
+	nc, err := nats.Connect(proc.natsURL, append(natsOpts, nats.Name("bouncer "+cfg.Owner),
 		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(-1), // publishing fails fast while NATS is away; the outbox keeps the rows
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -129,7 +134,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }))...)
 	if err != nil {
 		return fmt.Errorf("run: nats: %w", err)
 	}
@@ -159,6 +164,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
+// warnPlaintextDatabase logs, once at start, why the database connection
+// may cross the network in clear (store.TransportWarning), if it may.
+func warnPlaintextDatabase(log *slog.Logger, databaseURL string) {
+	if why := store.TransportWarning(databaseURL); why != "" {
+		log.Warn("database connection not protected by TLS", "database", redactDB(databaseURL), "why", why)
+	}
+}
+
 // serveHTTP serves mux on addr in g, and shuts the server down when ctx
 // ends.
 func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, mux *http.ServeMux, log *slog.Logger) error {
@@ -167,7 +180,7 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, mux *http.Se
 		return fmt.Errorf("run: http: %w", err)
 	}
 	log.Info("http listening", "addr", ln.Addr().String())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(mux, log)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("run: http: %w", err)

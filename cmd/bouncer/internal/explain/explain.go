@@ -289,7 +289,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !h.auth.match(strings.TrimSpace(r.PostForm.Get("token"))) {
+	err := r.ParseForm()
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		h.fail(w, r, http.StatusRequestEntityTooLarge, "The login form is larger than 64 KiB.")
+		return
+	}
+	if err != nil || !h.auth.match(strings.TrimSpace(r.PostForm.Get("token"))) {
 		h.fail(w, r, http.StatusUnauthorized, "Wrong token.")
 		return
 	}
