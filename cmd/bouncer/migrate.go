@@ -18,6 +18,20 @@ func databaseFlag(fl *flag.FlagSet) *string {
 	return fl.String("database-url", "", "PostgreSQL URL (default $DATABASE_URL, else "+store.DefaultDatabaseURL+")")
 }
 
+// openDB opens the store for a command that only reads and writes rows:
+// the URL from databaseURL, its errors in dbError's words for what.
+func openDB(ctx context.Context, e *env, flagValue, what string) (*store.DB, error) {
+	url, err := databaseURL(e, flagValue)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		return nil, dbError(what, err)
+	}
+	return db, nil
+}
+
 // databaseURL is the flag's value, else $DATABASE_URL, else
 // store.DefaultDatabaseURL; a value that is not a PostgreSQL URL is a
 // usage error, refused before any connection is tried.

@@ -86,13 +86,9 @@ func runSent(ctx context.Context, e *env, args []string) error {
 // way leaves the chunks before it, and running the import again finishes
 // it (it is idempotent).
 func importSent(ctx context.Context, e *env, dbURL string, msgs []store.SentMessage) error {
-	url, err := databaseURL(e, dbURL)
+	db, err := openDB(ctx, e, dbURL, "sent import")
 	if err != nil {
 		return err
-	}
-	db, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		return dbError("sent import", err)
 	}
 	defer db.Close()
 	var added int64

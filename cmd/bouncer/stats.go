@@ -42,13 +42,9 @@ func runStats(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: stats: --by %q (want day, domain, category or campaign)", errUsage, *by)
 	}
 
-	url, err := databaseURL(e, *dbURL)
+	db, err := openDB(ctx, e, *dbURL, "stats")
 	if err != nil {
 		return err
-	}
-	db, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		return dbError("stats", err)
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -65,13 +65,9 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 	if help || err != nil {
 		return err
 	}
-	url, err := databaseURL(e, a.dbURL)
+	db, err := openDB(ctx, e, a.dbURL, "suppressions "+a.sub)
 	if err != nil {
 		return err
-	}
-	db, err := store.Open(ctx, url, store.Options{})
-	if err != nil {
-		return dbError("suppressions "+a.sub, err)
 	}
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
