@@ -146,13 +146,17 @@ func run(ctx context.Context) error {
 			m.Ack() // not for this recipe
 			return
 		}
-		if err := lm.blocklist(ctx, e); err != nil {
+		// A call under way finishes on shutdown: Stop waits for it.
+		if err := lm.blocklist(context.WithoutCancel(ctx), e); err != nil {
 			log.Printf("blocklist %s: %v (retried in %v)", e.Recipient, err, retry)
 			m.NakWithDelay(retry)
 			return
 		}
+		if err := m.DoubleAck(context.WithoutCancel(ctx)); err != nil {
+			log.Printf("blocklisted %s, ack lost: %v (it comes again; blocklisting twice is harmless)", e.Recipient, err)
+			return
+		}
 		log.Printf("blocklisted %s", e.Recipient)
-		m.Ack()
 	})
 	if err != nil {
 		return err
