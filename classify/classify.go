@@ -56,19 +56,40 @@ type Options struct {
 	MaxParts int
 	// MaxDepth is the deepest multipart nesting accepted (default 20).
 	MaxDepth int
-	// CampaignHeaders are the header fields of the original message that
-	// carry a campaign id, in order of preference (default
-	// X-Campaign-ID, X-Campaign, X-Mailchimp-Campaign, X-MC-Campaign... see
-	// DefaultCampaignHeaders).
-	CampaignHeaders []string
+	// ListHeaders, CampaignHeaders and SubscriberHeaders are the header
+	// fields of the returned original that carry its list id, campaign id
+	// and subscriber id, each in order of preference: the first one present
+	// gives Original.ListID, CampaignID or SubscriberID. Empty: the
+	// defaults below (DefaultListHeaders, DefaultCampaignHeaders,
+	// DefaultSubscriberHeaders), which cover RFC 2919 lists, listmonk,
+	// Mautic and the common ESPs.
+	ListHeaders       []string
+	CampaignHeaders   []string
+	SubscriberHeaders []string
 }
 
+// DefaultListHeaders are the list header fields looked for when
+// Options.ListHeaders is empty: List-Id (RFC 2919; its id is the part in
+// angle brackets), then fields that hold the id whole.
+var DefaultListHeaders = []string{"List-Id", "X-List-Id", "X-Mailing-List-Id"}
+
 // DefaultCampaignHeaders are the campaign header fields looked for when
-// Options.CampaignHeaders is empty.
+// Options.CampaignHeaders is empty. Feedback-ID (Gmail's feedback loop,
+// "campaign:customer:type:sender") comes last: it names more than a
+// campaign.
 var DefaultCampaignHeaders = []string{
 	"X-Campaign-Id", "X-Campaign", "X-Campaignid", "X-Mailgun-Campaign-Id",
 	"X-Mc-Campaign", "X-Sg-Campaign-Id", "X-Newsletter-Id", "X-Job",
-	"X-Listmonk-Campaign", // listmonk
+	"X-Listmonk-Campaign", // listmonk: the campaign's UUID
+	"Feedback-Id",
+}
+
+// DefaultSubscriberHeaders are the subscriber header fields looked for
+// when Options.SubscriberHeaders is empty: listmonk's subscriber UUID,
+// Mautic's per-send id hash (X-EMAIL-ID, which Mautic maps to the
+// contact), and generic ones.
+var DefaultSubscriberHeaders = []string{
+	"X-Listmonk-Subscriber", "X-Email-Id", "X-Subscriber-Id", "X-Recipient-Id",
 }
 
 const (
@@ -93,8 +114,14 @@ func New(opts Options) *Classifier {
 	if opts.MaxDepth <= 0 {
 		opts.MaxDepth = defaultMaxDepth
 	}
+	if len(opts.ListHeaders) == 0 {
+		opts.ListHeaders = DefaultListHeaders
+	}
 	if len(opts.CampaignHeaders) == 0 {
 		opts.CampaignHeaders = DefaultCampaignHeaders
+	}
+	if len(opts.SubscriberHeaders) == 0 {
+		opts.SubscriberHeaders = DefaultSubscriberHeaders
 	}
 	return &Classifier{opts: opts}
 }

@@ -395,7 +395,8 @@ func (m *message) originalFrom(h textproto.MIMEHeader, source string) Original {
 	}
 	o := Original{Source: source}
 	o.MessageID = strings.Trim(h.Get("Message-Id"), "<> \t")
-	o.ListID = listID(h.Get("List-Id"))
+	o.ListID = listID(firstField(h, m.c.opts.ListHeaders))
+	o.SubscriberID = firstField(h, m.c.opts.SubscriberHeaders)
 	o.From = decodeHeader(h.Get("From"))
 	o.To = decodeHeader(h.Get("To"))
 	o.Subject = decodeHeader(h.Get("Subject"))
@@ -414,6 +415,17 @@ func (m *message) originalFrom(h textproto.MIMEHeader, source string) Original {
 	return o
 }
 
+// firstField returns the value of the first of names present in h, trimmed,
+// or "".
+func firstField(h textproto.MIMEHeader, names []string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(h.Get(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // originalFields are the fields read from the returned original.
 var originalFields = []string{
 	"Message-Id", "List-Id", "From", "To", "Subject", "Auto-Submitted", "X-Autorespond", "X-Autoreply",
@@ -422,7 +434,7 @@ var originalFields = []string{
 }
 
 // originalHeader reads the fields of the original that matter: the ones
-// above and the configured campaign headers.
+// above and the configured list, campaign and subscriber headers.
 func (m *message) originalHeader(b string) textproto.MIMEHeader {
 	h, _ := headerBlockOnly(b, func(name string) bool {
 		for _, f := range originalFields {
@@ -430,9 +442,11 @@ func (m *message) originalHeader(b string) textproto.MIMEHeader {
 				return true
 			}
 		}
-		for _, f := range m.c.opts.CampaignHeaders {
-			if strings.EqualFold(name, f) {
-				return true
+		for _, fields := range [][]string{m.c.opts.ListHeaders, m.c.opts.CampaignHeaders, m.c.opts.SubscriberHeaders} {
+			for _, f := range fields {
+				if strings.EqualFold(name, f) {
+					return true
+				}
 			}
 		}
 		return false

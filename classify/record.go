@@ -26,6 +26,7 @@ type Record struct {
 	OriginalMessageID string `json:"original_message_id,omitempty"`
 	ListID            string `json:"list_id,omitempty"`
 	CampaignID        string `json:"campaign_id,omitempty"`
+	SubscriberID      string `json:"subscriber_id,omitempty"`
 	OriginalAutoReply bool   `json:"original_auto_reply,omitempty"`
 
 	// ReturnPaths are Report.ReturnPaths: where a signed return path's
@@ -54,6 +55,7 @@ func (rep *Report) Records() []Record {
 		OriginalMessageID: rep.Original.MessageID,
 		ListID:            rep.Original.ListID,
 		CampaignID:        rep.Original.CampaignID,
+		SubscriberID:      rep.Original.SubscriberID,
 		OriginalAutoReply: rep.Original.AutoReply,
 		ReturnPaths:       rep.ReturnPaths,
 	}

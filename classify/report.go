@@ -119,6 +119,10 @@ type Original struct {
 	// (Options.CampaignHeaders); Campaign holds every one that was present.
 	CampaignID string
 	Campaign   map[string]string
+	// SubscriberID is the value of the first configured subscriber header
+	// found (Options.SubscriberHeaders): the sending platform's id of the
+	// recipient, e.g. listmonk's subscriber UUID.
+	SubscriberID string
 
 	// AutoReply is set when the original was itself an automatic message
 	// (Auto-Submitted other than "no", X-Autorespond, Precedence: auto_reply,

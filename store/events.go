@@ -59,22 +59,26 @@ type Event struct {
 //	 "diagnostic":"550 5.1.1 user unknown","mailbox":"bounces@imap.example.org:993/INBOX",
 //	 "kind":"dsn","action":"failed","rule":"status-5.1.1","verified":true,"verified_by":"verp:k1"}
 type Payload struct {
-	Schema            int       `json:"schema"`
-	EventID           string    `json:"event_id"`
-	Type              string    `json:"type"` // bounce, suppression.added, suppression.removed
-	Time              time.Time `json:"time"`
-	Recipient         string    `json:"recipient"` // normalised (NormalizeAddress)
-	Domain            string    `json:"domain"`
-	Status            string    `json:"status"`    // enhanced status, e.g. 5.1.1
-	SMTPCode          int       `json:"smtp_code"` // 0 if none
-	Category          string    `json:"category"`
-	Severity          string    `json:"severity"`
-	Suppress          bool      `json:"suppress"` // the classifier's decision for this recipient
-	ListID            string    `json:"list_id"`
-	CampaignID        string    `json:"campaign_id"`
-	OriginalMessageID string    `json:"original_message_id"`
-	Diagnostic        string    `json:"diagnostic"`
-	Mailbox           string    `json:"mailbox"`
+	Schema     int       `json:"schema"`
+	EventID    string    `json:"event_id"`
+	Type       string    `json:"type"` // bounce, suppression.added, suppression.removed
+	Time       time.Time `json:"time"`
+	Recipient  string    `json:"recipient"` // normalised (NormalizeAddress)
+	Domain     string    `json:"domain"`
+	Status     string    `json:"status"`    // enhanced status, e.g. 5.1.1
+	SMTPCode   int       `json:"smtp_code"` // 0 if none
+	Category   string    `json:"category"`
+	Severity   string    `json:"severity"`
+	Suppress   bool      `json:"suppress"` // the classifier's decision for this recipient
+	ListID     string    `json:"list_id"`
+	CampaignID string    `json:"campaign_id"`
+	// SubscriberID is the sending platform's id of the recipient, from
+	// the original's subscriber header (see classify.Options), when it
+	// had one.
+	SubscriberID      string `json:"subscriber_id,omitempty"`
+	OriginalMessageID string `json:"original_message_id"`
+	Diagnostic        string `json:"diagnostic"`
+	Mailbox           string `json:"mailbox"`
 
 	// Bounce events only.
 	Kind   string `json:"kind,omitempty"`

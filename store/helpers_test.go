@@ -146,6 +146,7 @@ func bounce(key string, uid uint32, at time.Time, list string, rcpts ...classify
 			Original: classify.Original{
 				Source: "message/rfc822", MessageID: "<orig-" + key + "@news.test>",
 				ListID: list, CampaignID: "camp-1", Campaign: map[string]string{"X-Campaign-Id": "camp-1"},
+				SubscriberID: "sub-" + key,
 			},
 			Recipients: rcpts,
 		},

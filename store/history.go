@@ -33,6 +33,7 @@ type BounceRow struct {
 	OriginalMessageID string
 	ListID            string
 	CampaignID        string
+	SubscriberID      string
 	OriginalAutoReply bool
 	OccurredAt        time.Time // arrival of the bounce
 
@@ -48,7 +49,7 @@ type BounceRow struct {
 const bounceRowCols = `b.id, b.address, b.address_raw, b.domain, b.original_recipient, b.kind, b.action, b.command, b.status,
     b.smtp_code, b.diagnostic, b.remote_mta, b.last_attempt, b.category, b.severity, b.suppress,
     b.rule, b.original_source, b.original_message_id, b.list_id, b.campaign_id,
-    b.original_auto_reply, b.occurred_at, m.mailbox, m.uid_validity, m.uid, m.message_id`
+    b.original_auto_reply, b.occurred_at, b.subscriber_id, m.mailbox, m.uid_validity, m.uid, m.message_id`
 
 func scanBounceRow(rows pgx.CollectableRow) (BounceRow, error) {
 	var r BounceRow
@@ -57,7 +58,7 @@ func scanBounceRow(rows pgx.CollectableRow) (BounceRow, error) {
 	if err := rows.Scan(&r.ID, &r.Address, &r.AddressRaw, &r.Domain, &r.OriginalRecipient,
 		&r.Kind, &r.Action, &r.Command, &r.Status, &r.SMTPCode, &r.Diagnostic, &r.RemoteMTA, &last,
 		&r.Category, &r.Severity, &r.Suppress, &r.Rule, &r.OriginalSource,
-		&r.OriginalMessageID, &r.ListID, &r.CampaignID, &r.OriginalAutoReply, &r.OccurredAt,
+		&r.OriginalMessageID, &r.ListID, &r.CampaignID, &r.OriginalAutoReply, &r.OccurredAt, &r.SubscriberID,
 		&r.Mailbox, &v, &u, &r.MessageID); err != nil {
 		return r, err
 	}

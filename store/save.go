@@ -70,7 +70,7 @@ var bounceCopyColumns = []string{"id", "source_id", "address", "address_raw", "d
 	"kind", "action", "command", "status", "smtp_code", "diagnostic", "remote_mta", "last_attempt", "category",
 	"severity", "suppress", "rule", "original_source", "original_message_id", "list_id", "campaign_id",
 	"campaign", "original_from", "original_to", "original_subject", "original_auto_reply", "occurred_at",
-	"created_at", "verified", "verified_by"}
+	"created_at", "verified", "verified_by", "subscriber_id"}
 
 // bounceIDsSQL takes ids for bounce rows from their sequence: COPY writes
 // the ids given, so that suppressions can name their evidence without
@@ -421,7 +421,8 @@ func bounceRow(p *pendingBounce, now time.Time) []any {
 		string(r.Category), string(cmp.Or(r.Severity, classify.None)), r.Suppress, cleanText(r.Rule, maxShort),
 		cleanText(o.Source, maxShort), cleanText(o.MessageID, maxShort), cleanText(o.ListID, maxShort),
 		cleanText(o.CampaignID, maxShort), campaign, cleanText(o.From, maxShort), cleanText(o.To, maxShort),
-		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now, p.verified(), p.verifiedBy()}
+		cleanText(o.Subject, maxShort), o.AutoReply, p.at, now, p.verified(), p.verifiedBy(),
+		cleanText(o.SubscriberID, maxShort)}
 }
 
 // bounceSubject is bounce.<severity>.<category>.
@@ -444,6 +445,7 @@ func bouncePayload(p *pendingBounce) *Payload {
 		Suppress:          r.Suppress,
 		ListID:            cleanText(rep.Original.ListID, maxShort),
 		CampaignID:        cleanText(rep.Original.CampaignID, maxShort),
+		SubscriberID:      cleanText(rep.Original.SubscriberID, maxShort),
 		OriginalMessageID: cleanText(rep.Original.MessageID, maxShort),
 		Diagnostic:        cleanText(r.Diagnostic, maxDiagnostic),
 		Mailbox:           p.msg.Mailbox,
@@ -484,6 +486,7 @@ func (db *DB) candidates(pend []pendingBounce, now time.Time) ([]candidate, []in
 				Status: cleanText(p.rcpt.Status, maxShort), SMTPCode: p.rcpt.SMTPCode,
 				Severity: string(p.rcpt.Severity), Suppress: p.rcpt.Suppress,
 				CampaignID:        cleanText(orig.CampaignID, maxShort),
+				SubscriberID:      cleanText(orig.SubscriberID, maxShort),
 				OriginalMessageID: cleanText(orig.MessageID, maxShort),
 				Diagnostic:        cleanText(p.rcpt.Diagnostic, maxDiagnostic),
 				Mailbox:           p.msg.Mailbox,

@@ -88,13 +88,13 @@ func TestSaveBatchRows(t *testing.T) {
 		}
 		if e.Subject == "bounce.hard.mailbox_unknown" {
 			if p.Recipient != "dead@example.com" || p.Status != "5.1.1" || p.SMTPCode != 550 || !p.Suppress ||
-				p.ListID != "news" || p.CampaignID != "camp-1" || p.OriginalMessageID != "<orig-m1@news.test>" ||
+				p.ListID != "news" || p.CampaignID != "camp-1" || p.OriginalMessageID != "<orig-m1@news.test>" || p.SubscriberID != "sub-m1" ||
 				p.Diagnostic == "" || p.Rule == "" || p.Kind != "dsn" || !p.Time.Equal(t0) {
 				t.Errorf("bounce payload = %s", e.Payload)
 			}
 		}
 		if e.Subject == "suppression.added" {
-			if p.Suppression == nil || p.Suppression.Reason != store.ReasonHard || p.Suppression.Scope != store.ScopeGlobal || p.Recipient != "dead@example.com" || p.Status != "5.1.1" {
+			if p.Suppression == nil || p.Suppression.Reason != store.ReasonHard || p.Suppression.Scope != store.ScopeGlobal || p.Recipient != "dead@example.com" || p.Status != "5.1.1" || p.SubscriberID != "sub-m1" {
 				t.Errorf("suppression payload = %s", e.Payload)
 			}
 		}

@@ -63,7 +63,7 @@ const suppressionCols = `s.id, s.address, s.address_raw, s.domain, s.list_id, s.
 // (bounces) and m (source_messages), both LEFT JOINed.
 const evidenceCols = `coalesce(b.status, ''), coalesce(b.smtp_code, 0), coalesce(b.severity, ''),
 	coalesce(b.suppress, false), coalesce(b.campaign_id, ''), coalesce(b.original_message_id, ''),
-	coalesce(b.diagnostic, ''), coalesce(m.mailbox, '')`
+	coalesce(b.diagnostic, ''), coalesce(m.mailbox, ''), coalesce(b.subscriber_id, '')`
 
 const evidenceJoin = `LEFT JOIN bounces b ON b.id = s.bounce_id LEFT JOIN source_messages m ON m.id = b.source_id`
 
@@ -97,11 +97,12 @@ type evidence struct {
 	OriginalMessageID string
 	Diagnostic        string
 	Mailbox           string
+	SubscriberID      string
 }
 
 func (e *evidence) dst() []any {
 	return []any{&e.Status, &e.SMTPCode, &e.Severity, &e.Suppress, &e.CampaignID,
-		&e.OriginalMessageID, &e.Diagnostic, &e.Mailbox}
+		&e.OriginalMessageID, &e.Diagnostic, &e.Mailbox, &e.SubscriberID}
 }
 
 func suppressionPayload(s *Suppression, ev *evidence, typ string, at time.Time) *Payload {
@@ -109,7 +110,7 @@ func suppressionPayload(s *Suppression, ev *evidence, typ string, at time.Time) 
 		Type: typ, Time: at,
 		Recipient: s.Address, Domain: s.Domain, Category: string(s.Category), ListID: s.ListID,
 		Status: ev.Status, SMTPCode: ev.SMTPCode, Severity: ev.Severity, Suppress: ev.Suppress,
-		CampaignID: ev.CampaignID, OriginalMessageID: ev.OriginalMessageID,
+		CampaignID: ev.CampaignID, SubscriberID: ev.SubscriberID, OriginalMessageID: ev.OriginalMessageID,
 		Diagnostic: ev.Diagnostic, Mailbox: ev.Mailbox,
 		Suppression: &PayloadSuppression{
 			ID: s.ID, Scope: s.Scope(), ListID: s.ListID, Reason: s.Reason, BounceID: s.BounceID,

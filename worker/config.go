@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker/verp"
 )
@@ -72,6 +73,9 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_SOFT_WINDOW", days(store.DefaultSoftWindow), "the days must fall within this window (15d, 360h)"},
 	{"BOUNCER_SOFT_EXPIRY", days(store.DefaultSoftExpiry), "a soft suppression expires this long after it is made"},
 	{"BOUNCER_SOFT_CATEGORIES", softCategories(), "the categories that count as soft bounces, comma-separated"},
+	{"BOUNCER_LIST_HEADERS", strings.Join(classify.DefaultListHeaders, ","), "header fields of the returned original carrying its list id, in order (+NAME,... adds before these)"},
+	{"BOUNCER_CAMPAIGN_HEADERS", strings.Join(classify.DefaultCampaignHeaders, ","), "header fields carrying its campaign id, in order (+NAME,... adds before these)"},
+	{"BOUNCER_SUBSCRIBER_HEADERS", strings.Join(classify.DefaultSubscriberHeaders, ","), "header fields carrying the platform's subscriber id, in order (+NAME,... adds before these)"},
 	{"BOUNCER_MAX_RECIPIENTS", strconv.Itoa(store.DefaultMaxRecipients), "a message listing more failed recipients is recorded but suppresses nothing"},
 }
 
@@ -152,6 +156,10 @@ type Config struct {
 
 	// Trust is the trust policy: which bounces may suppress.
 	Trust TrustConfig
+
+	// Headers name the original's list, campaign and subscriber header
+	// fields.
+	Headers HeaderConfig
 
 	// OutboxRetention is how long published events stay in the outbox; 0
 	// keeps them.
@@ -247,6 +255,11 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		} else {
 			c.OutboxRetention = d
 		}
+	}
+	if h, err := HeadersFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Headers = h
 	}
 	if tc, err := TrustFromEnv(getenv); err != nil {
 		errs = append(errs, err)

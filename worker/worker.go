@@ -57,7 +57,7 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 		db:      db,
 		nc:      nc,
 		log:     log,
-		cls:     classify.New(classify.Options{MaxSize: cfg.MaxMessageSize}),
+		cls:     classify.New(cfg.Headers.Options(cfg.MaxMessageSize)),
 		metrics: newMetrics(),
 	}
 	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}

@@ -255,11 +255,11 @@ func (d *demoRunning) output() string {
 
 // startDemo runs `bouncer demo` on dbURL with its pages on a free port and
 // waits for it to finish the samples and say how to go on.
-func startDemo(t *testing.T, bin, dbURL string) *demoRunning {
+func startDemo(t *testing.T, bin, dbURL string, env ...string) *demoRunning {
 	t.Helper()
 	d := &demoRunning{exited: make(chan error, 1), lines: make(chan string, 1000)}
 	d.cmd = exec.Command(bin, "demo")
-	d.cmd.Env = append(cleanEnv(), "DATABASE_URL="+dbURL, "BOUNCER_HTTP_ADDR=127.0.0.1:0")
+	d.cmd.Env = append(append(cleanEnv(), "DATABASE_URL="+dbURL, "BOUNCER_HTTP_ADDR=127.0.0.1:0"), env...)
 	d.cmd.Stderr = &d.stderr
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {

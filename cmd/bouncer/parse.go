@@ -51,7 +51,10 @@ func runParse(ctx context.Context, e *env, args []string) error {
 	paths := make(chan string, 64)
 	go walkInputs(fl.Args(), paths)
 	var unreadable []string
-	c := classify.New(classify.Options{})
+	c, err := envClassifier(e, "parse")
+	if err != nil {
+		return err
+	}
 	codec, err := parseCodec(e, "parse")
 	if err != nil {
 		return err
@@ -181,6 +184,18 @@ func parseCodec(e *env, cmd string) (*verp.Codec, error) {
 		return nil, fmt.Errorf("%w: %s: %v", errUsage, cmd, err)
 	}
 	return &c, nil
+}
+
+// envClassifier is the classifier `parse` and `serve` use: classify's
+// defaults with the header lists of BOUNCER_LIST_HEADERS,
+// BOUNCER_CAMPAIGN_HEADERS and BOUNCER_SUBSCRIBER_HEADERS, as `bouncer
+// run` reads them.
+func envClassifier(e *env, cmd string) (*classify.Classifier, error) {
+	h, err := worker.HeadersFromEnv(e.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, cmd, err)
+	}
+	return classify.New(h.Options(0)), nil
 }
 
 // records classifies raw; with a codec, each record says whether its

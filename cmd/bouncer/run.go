@@ -149,7 +149,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if proc.httpAddr != "off" {
 		mux := http.NewServeMux()
 		w.Routes(mux)
-		c := classify.New(classify.Options{MaxSize: cfg.MaxMessageSize})
+		c := classify.New(cfg.Headers.Options(cfg.MaxMessageSize))
 		explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)}).Register(mux)
 		if err := serveHTTP(ctx, g, proc.httpAddr, mux, log); err != nil {
 			return err

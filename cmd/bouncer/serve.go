@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
 )
@@ -56,7 +55,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c := classify.New(classify.Options{})
+	c, err := envClassifier(e, "serve")
+	if err != nil {
+		return err
+	}
 	h := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, codec)})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
