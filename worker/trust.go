@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -187,13 +188,21 @@ func (t *trustPolicy) verdicts(mode TrustMode, rep *classify.Report, sent map[st
 	}
 	for i := range rep.Recipients {
 		r := &rep.Recipients[i]
+		var winner string
 		switch mode {
 		case TrustVERP:
-			out[i] = verpVerdict(tokens, noToken, r.Address)
+			out[i], winner = verpVerdict(tokens, noToken, r, rep)
 		case TrustSent:
-			out[i] = sentVerdict(sent, rep.Original.MessageID, r.Address)
+			out[i], winner = sentVerdict(sent, r, rep)
 		default:
 			out[i] = store.Trust{Verified: true, By: "trust:any"}
+		}
+		if winner != "" {
+			// The proof names another address the bounce quotes (a
+			// forwarded or rewritten recipient): ours wins, and the
+			// reported one is recorded beside the proof.
+			out[i].By += ";reported=" + r.Address
+			r.Address = winner
 		}
 		if !out[i].Verified && (r.Suppress || r.Category == classify.Complaint) {
 			r.Suppress = false
@@ -223,36 +232,70 @@ func (t *trustPolicy) tokens(paths []string) ([]*verp.Token, string) {
 	return toks, why
 }
 
-// verpVerdict: verified when a token commits to addr (the failed
-// recipient itself: a token of another address the bounce names must not
-// prove it, or a subscriber could bounce anyone with his own token).
-func verpVerdict(tokens []*verp.Token, noToken, addr string) store.Trust {
+// verpVerdict: verified when a token commits to the failed recipient
+// itself. When none does but one commits to another address the bounce
+// gives for that recipient (its Original-Recipient, or the returned
+// original's To), the token's recipient wins: that address is returned,
+// and the bounce is about it. A token of an address the bounce names
+// nowhere proves nothing, or a subscriber could bounce anyone with his own
+// token.
+func verpVerdict(tokens []*verp.Token, noToken string, r *classify.Recipient, rep *classify.Report) (store.Trust, string) {
 	if len(tokens) == 0 {
-		return store.Trust{By: noToken}
+		return store.Trust{By: noToken}, ""
 	}
 	for _, tok := range tokens {
-		if tok.MatchRecipient(addr) {
-			return store.Trust{Verified: true, By: "verp:" + tok.KeyID}
+		if tok.MatchRecipient(r.Address) {
+			return store.Trust{Verified: true, By: "verp:" + tok.KeyID}, ""
 		}
 	}
-	return store.Trust{By: "unverified:wrong-recipient"}
+	for _, c := range otherNames(r, rep) {
+		for _, tok := range tokens {
+			if tok.MatchRecipient(c) {
+				return store.Trust{Verified: true, By: "verp:" + tok.KeyID}, c
+			}
+		}
+	}
+	return store.Trust{By: "unverified:wrong-recipient"}, ""
 }
 
 // sentVerdict: verified when the returned original's Message-ID was sent
-// to addr (compared normalised: case-insensitive, punycode domains).
-func sentVerdict(sent map[string]store.SentMessage, msgID, addr string) store.Trust {
-	id := store.CleanMessageID(msgID)
+// to the failed recipient (compared normalised: case-insensitive, punycode
+// domains). When it was sent to another address the bounce gives for that
+// recipient (see otherNames), the sent recipient wins, as a token's does.
+func sentVerdict(sent map[string]store.SentMessage, r *classify.Recipient, rep *classify.Report) (store.Trust, string) {
+	id := store.CleanMessageID(rep.Original.MessageID)
 	if id == "" {
-		return store.Trust{By: "unverified:no-message-id"}
+		return store.Trust{By: "unverified:no-message-id"}, ""
 	}
 	m, ok := sent[id]
 	if !ok {
-		return store.Trust{By: "unverified:not-sent"}
+		return store.Trust{By: "unverified:not-sent"}, ""
 	}
-	if a, _ := store.NormalizeAddress(addr); a != m.Recipient {
-		return store.Trust{By: "unverified:wrong-recipient"}
+	if a, _ := store.NormalizeAddress(r.Address); a == m.Recipient {
+		return store.Trust{Verified: true, By: "sent"}, ""
 	}
-	return store.Trust{Verified: true, By: "sent"}
+	for _, c := range otherNames(r, rep) {
+		if a, _ := store.NormalizeAddress(c); a == m.Recipient {
+			return store.Trust{Verified: true, By: "sent"}, c
+		}
+	}
+	return store.Trust{By: "unverified:wrong-recipient"}, ""
+}
+
+// otherNames are the other addresses a bounce gives for failed recipient
+// r: its Original-Recipient (RFC 3464 §2.3.1, the address as first given
+// to the MTA, before forwarding or rewriting) and, when the returned
+// original was addressed to one address only, that address.
+func otherNames(r *classify.Recipient, rep *classify.Report) []string {
+	var out []string
+	if r.OriginalAddress != "" && !strings.EqualFold(r.OriginalAddress, r.Address) {
+		out = append(out, r.OriginalAddress)
+	}
+	if to, err := mail.ParseAddressList(rep.Original.To); err == nil && len(to) == 1 &&
+		!strings.EqualFold(to[0].Address, r.Address) {
+		out = append(out, to[0].Address)
+	}
+	return out
 }
 
 // VerifyVERP judges the recipients of rep by their signed return paths

@@ -54,6 +54,16 @@ List-Id: <news.lists.example.com>
 `, rcpt, envTo, msgID), "\n", "\r\n"))
 }
 
+// forwardedDSN is forgedDSN for a message sent to orig and forwarded to
+// final, where the forward failed: Final-Recipient final, Original-Recipient
+// orig, the returned original addressed to orig.
+func forwardedDSN(final, orig, envTo, msgID string) []byte {
+	s := string(forgedDSN(final, envTo, msgID))
+	s = strings.Replace(s, "Final-Recipient:", "Original-Recipient: rfc822; "+orig+"\r\nFinal-Recipient:", 1)
+	s = strings.Replace(s, "To: "+final+"\r\nMessage-ID:", "To: "+orig+"\r\nMessage-ID:", 1)
+	return []byte(s)
+}
+
 func testSecret(b byte) string {
 	return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune(b)), 32)))
 }
@@ -190,6 +200,10 @@ func TestTrustVERP(t *testing.T) {
 		{"retired key", "d@example.org", forgedDSN("d@example.org", rp(retired, "d@example.org"), "m-d@lists"), false, "unverified:unknown-key"},
 		{"real", "e@example.org", forgedDSN("e@example.org", rp(cur, "E@Example.org"), "m-e@lists"), true, "verp:k2"},
 		{"real, older key", "f@example.org", forgedDSN("f@example.org", rp(old, "f@example.org"), "m-f@lists"), true, "verp:k1"},
+		// The subscriber forwards to a dead address: the token's
+		// recipient, which the DSN gives as Original-Recipient, wins.
+		{"token's recipient wins", "j@example.org", forwardedDSN("gone@elsewhere.example", "j@example.org", rp(cur, "j@example.org"), "m-j@lists"),
+			true, "verp:k2;reported=gone@elsewhere.example"},
 	}
 	runTrust(t, TrustConfig{Mode: TrustVERP, VERP: &cur}, nil, cases)
 }
@@ -203,11 +217,14 @@ func TestTrustSent(t *testing.T) {
 	sent := []store.SentMessage{
 		{MessageID: "<m-h@lists>", Recipient: "mallory@example.org", SentAt: at},
 		{MessageID: "m-i@lists", Recipient: "I@EXAMPLE.org", ListID: "news.lists.example.com", SentAt: at},
+		{MessageID: "m-k@lists", Recipient: "k@example.org", SentAt: at},
 	}
 	cases := []trustCase{
 		{"not sent", "g@example.org", forgedDSN("g@example.org", "bounces@lists.example.com", "m-g@lists"), false, "unverified:not-sent"},
 		{"sent to another", "h@example.org", forgedDSN("h@example.org", "bounces@lists.example.com", "m-h@lists"), false, "unverified:wrong-recipient"},
 		{"real", "i@example.org", forgedDSN("i@example.org", "bounces@lists.example.com", "m-i@lists"), true, "sent"},
+		{"sent recipient wins", "k@example.org", forwardedDSN("gone2@elsewhere.example", "k@example.org", "bounces@lists.example.com", "m-k@lists"),
+			true, "sent;reported=gone2@elsewhere.example"},
 	}
 	runTrust(t, TrustConfig{Mode: TrustAuto}, sent, cases)
 }
