@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	wt "github.com/bouncer-mail/bouncer/worker/workertest"
 )
 
 // A directory walk skips private/ (real bounces with personal data, kept
@@ -55,5 +59,33 @@ func TestInjectFilesSkipsPrivate(t *testing.T) {
 	got, err := injectFiles([]string{"."})
 	if want := []string{"a.eml", "b.EML", "sub/c.eml"}; err != nil || !slices.Equal(rel(got, "."), want) {
 		t.Errorf("injectFiles(.) = %v, %v; want %v", got, err, want)
+	}
+}
+
+// Injecting into a folder that does not exist creates it, whatever the
+// pipeline: the first APPEND goes alone, so the server's TRYCREATE comes
+// back before any other is under way.
+func TestInjectCreatesFolder(t *testing.T) {
+	d := wt.StartDovecot(t)
+	files, err := injectFiles([]string{filepath.Join("internal", "demo", "samples"), filepath.Join("..", "..", "classify", "testdata")})
+	if err != nil || len(files) < 40 {
+		t.Fatalf("samples: %d files, %v; want 40 or more", len(files), err)
+	}
+	for _, window := range []string{"1", "32"} {
+		folder := "Fresh" + window
+		vars := map[string]string{"BOUNCER_IMAP_PASSWORD": d.Password}
+		var out, errOut strings.Builder
+		url := fmt.Sprintf("imap://%s@%s/%s?tls=none", d.User, d.Addr(), folder)
+		err := run(t.Context(), &env{stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }},
+			append([]string{"inject", "--pipeline", window, "--imap", url}, files...))
+		if err != nil || !strings.Contains(out.String(), fmt.Sprintf("appended %d message(s)", len(files))) {
+			t.Errorf("inject --pipeline %s into a new folder = %v: %s%s", window, err, out.String(), errOut.String())
+			continue
+		}
+		c := wt.IMAPClient(t, d.Addr(), d.User, d.Password)
+		if got := len(wt.ListFolder(t, c, folder)); got != len(files) {
+			t.Errorf("--pipeline %s: %s holds %d messages, want %d", window, folder, got, len(files))
+		}
+		c.Close()
 	}
 }
