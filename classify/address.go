@@ -46,14 +46,37 @@ func isDomainChar(c byte) bool {
 // address starts and ends in line and its canonical form, or ok false.
 func addrAt(line string, at int) (s, e int, addr string, ok bool) {
 	s, e, addr, ok = readAddrAt(line, at, false)
-	if ok && (s == 0 || line[s-1] < utf8.RuneSelf) && (e == len(line) || line[e] < utf8.RuneSelf && line[e] != '.' && line[e] != '-') {
-		return s, e, addr, ok // ASCII on both sides: no UTF-8 address around it
+	if ok && !wideAround(line, s, e) {
+		return s, e, addr, ok // no UTF-8 address around it
 	}
 	if ws, we, waddr, wok := readAddrAt(line, at, true); wok && (ws < s || we > e || !ok) &&
 		!isASCIIString(waddr) && standsAlone(line, ws, we) && !mixedScripts(waddr) {
 		return ws, we, waddr, true
 	}
 	return s, e, addr, ok
+}
+
+// wideAround reports whether a UTF-8 character joins the ASCII address at
+// line[s:e] through the characters an address may hold, so that the wide
+// reading could be longer.
+func wideAround(line string, s, e int) bool {
+	for i := s - 1; i >= 0 && s-i <= maxLocal; i-- {
+		if line[i] >= utf8.RuneSelf {
+			return true
+		}
+		if !isLocalChar(line[i]) {
+			break
+		}
+	}
+	for i := e; i < len(line); i++ {
+		if line[i] >= utf8.RuneSelf {
+			return true
+		}
+		if !isDomainChar(line[i]) {
+			break
+		}
+	}
+	return false
 }
 
 // readAddrAt reads an address of atoms or a quoted local part; wide admits
@@ -77,7 +100,20 @@ func readAddrAt(line string, at int, wide bool) (s, e int, addr string, ok bool)
 	if inner := imceaAddress(local); inner != "" {
 		return s, e, inner, true
 	}
-	return s, e, canonicalLocal(local) + "@" + line[at+1:e], true
+	return s, e, canonicalAddr(local, line[at+1:e]), true
+}
+
+// canonicalAddr joins a local part in canonical form to its domain, unless
+// the rewritten local part holds an "@" that would then read as an
+// address's ("\0@0.\0" becomes "0@0.0"): that one is kept as written.
+func canonicalAddr(local, domain string) string {
+	c := canonicalLocal(local)
+	if c != local && strings.IndexByte(c, '@') >= 0 {
+		if a := c + "@" + domain; firstAddress(a) != a {
+			return local + "@" + domain
+		}
+	}
+	return c + "@" + domain
 }
 
 // imceaAddress decodes the address an Exchange server encapsulates in a
@@ -261,16 +297,56 @@ func isASCIIString(s string) bool {
 }
 
 // canonicalLocal returns a local part in the form RFC 5321 §4.1.2 asks
-// for: a quoted string only when the local part is not a dot-atom.
+// for: a quoted string only when the local part is not a dot-atom, and in
+// it a backslash only before a quote or a backslash ("\0" is "0").
 func canonicalLocal(local string) string {
 	if len(local) < 2 || local[0] != '"' || local[len(local)-1] != '"' {
 		return local
 	}
-	inner := local[1 : len(local)-1]
-	if dotAtom(inner) && localStart(inner+"@", len(inner), false) == 0 {
-		return inner // reads back the same unquoted
+	inner := unescapeQuoted(local[1 : len(local)-1])
+	if unquotedReads(inner) {
+		return inner
 	}
-	return local
+	return `"` + quotedPairs.Replace(inner) + `"`
+}
+
+// unquotedReads reports whether a local part reads back as itself without
+// quotes: an ASCII dot-atom, or a UTF-8 one (RFC 6531 §3.3) in one script
+// beside ASCII digits and symbols, as addrAt reads UTF-8 addresses.
+func unquotedReads(local string) bool {
+	if dotAtom(local) {
+		return localStart(local+"@", len(local), false) == 0
+	}
+	if local == "" || local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") ||
+		!utf8.ValidString(local) || mixedScripts(local) {
+		return false
+	}
+	for _, r := range local {
+		if r < utf8.RuneSelf && !isLocalChar(byte(r)) || r >= utf8.RuneSelf && !wideChar(r) {
+			return false
+		}
+	}
+	return localStart(local+"@", len(local), true) == 0
+}
+
+// quotedPairs escapes what a quoted string cannot hold bare (RFC 5322
+// §3.2.4).
+var quotedPairs = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+// unescapeQuoted takes the quoted pairs of a quoted string's content away:
+// a backslash stands for the character after it.
+func unescapeQuoted(s string) string {
+	if strings.IndexByte(s, '\\') < 0 {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
 }
 
 // dotAtom reports whether s is an RFC 5322 dot-atom (§3.2.3).
@@ -353,10 +429,10 @@ func fieldAddress(v string) string {
 // quoteLocal quotes a local part that net/mail returned unquoted, when it
 // is not a dot-atom (RFC 5321 §4.1.2).
 func quoteLocal(local string) string {
-	if dotAtom(local) && localStart(local+"@", len(local), false) == 0 || !isASCIIString(local) {
+	if unquotedReads(local) {
 		return local
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(local) + `"`
+	return `"` + quotedPairs.Replace(local) + `"`
 }
 
 // bareAddress is what fieldAddress returns for a value without a full

@@ -176,7 +176,7 @@ func TestAddressProperty(t *testing.T) {
 func FuzzAddress(f *testing.F) {
 	for _, s := range []string{
 		`"a..b"@example.org`, `<@relay:user@host.example>`, `SMTP=user@example.org (John)`,
-		`utf-8; \x{7528}@example.org`, `收件人：用户@例子.广告`, `"\"@x.org`, `user@[IPv6:::1]`, `@@.@`,
+		`utf-8; \x{7528}@example.org`, `收件人：用户@例子.广告`, `"\"@x.org`, `user@[IPv6:::1]`, `@@.@`, `"\0"@0.0`, `"a\"b"@x.org`,
 	} {
 		f.Add(s)
 	}
