@@ -158,17 +158,19 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return fmt.Errorf("chaos: start servers: %w", err)
 	}
 	t0 := time.Now()
-	if err := e.cleanRun(ctx, o, msgs); err != nil {
+	appended, err := e.cleanRun(ctx, o, msgs)
+	if err != nil {
 		keep = true
 		return fmt.Errorf("chaos: clean run: %w", err)
 	}
-	fmt.Fprintf(out, "clean run: %v\n", time.Since(t0).Round(time.Second))
+	fmt.Fprintf(out, "clean run: %v (appending %v, then one worker, batches of %d)\n",
+		time.Since(t0).Round(time.Second), appended.Round(time.Second), o.BatchSize)
 	t0 = time.Now()
 	if err := e.chaosRun(ctx, o, msgs, out); err != nil {
 		keep = true
 		return fmt.Errorf("chaos: chaos run: %w", err)
 	}
-	fmt.Fprintf(out, "chaos run: %v\n", time.Since(t0).Round(time.Second))
+	fmt.Fprintf(out, "chaos run: %v (%d workers, appending as they work)\n", time.Since(t0).Round(time.Second), o.Workers)
 	r, err := e.check(ctx, msgs)
 	if err != nil {
 		keep = true
@@ -182,20 +184,23 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	return nil
 }
 
-// cleanRun appends every message, then one worker works them without faults.
-func (e *env) cleanRun(ctx context.Context, o Options, msgs []message) error {
+// cleanRun appends every message, then one worker works them without
+// faults. It returns how long the appending took.
+func (e *env) cleanRun(ctx context.Context, o Options, msgs []message) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	if err := e.appendAll(ctx, "clean", msgs, 50, nil); err != nil {
-		return err
+	t0 := time.Now()
+	if err := e.appendAll(ctx, "clean", msgs, 500, nil); err != nil {
+		return 0, err
 	}
+	appended := time.Since(t0)
 	ws := &workerSet{bin: o.Bin, dbURL: e.pg.url("clean"), natsURL: e.natsClean.url(),
 		imap: e.dovecot.url("clean"), log: e.workersLog, prefix: "clean", batchSize: o.BatchSize}
 	defer ws.stop()
 	if _, err := ws.start(); err != nil {
-		return err
+		return 0, err
 	}
-	return e.waitSettled(ctx, "clean", len(msgs), ws)
+	return appended, e.waitSettled(ctx, "clean", len(msgs), ws)
 }
 
 // appendAll APPENDs msgs to user's INBOX, chunk at a time pipelined, each
