@@ -125,7 +125,21 @@ func startDovecot(dir, password string) (*dovecot, error) {
 	if err := os.WriteFile(filepath.Join(d.dir, "users"), []byte(users), 0o644); err != nil {
 		return nil, err
 	}
-	conf := strings.NewReplacer("{{D}}", d.dir, "{{PORT}}", strconv.Itoa(port), "{{UID}}", uid, "{{GID}}", gid).Replace(dovecotConf)
+	conf := dovecotConf
+	if os.Geteuid() != 0 {
+		// Unprivileged: Dovecot's own processes run as this user, unchrooted.
+		me, err := user.Current()
+		if err != nil {
+			return nil, err
+		}
+		g, err := user.LookupGroupId(me.Gid)
+		if err != nil {
+			return nil, err
+		}
+		conf += "default_internal_user = " + me.Username + "\ndefault_login_user = " + me.Username +
+			"\ndefault_internal_group = " + g.Name + "\nservice anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n"
+	}
+	conf = strings.NewReplacer("{{D}}", d.dir, "{{PORT}}", strconv.Itoa(port), "{{UID}}", uid, "{{GID}}", gid).Replace(conf)
 	d.conf = filepath.Join(d.dir, "dovecot.conf")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
