@@ -102,7 +102,7 @@ func (e *env) do(ctx context.Context, f fault, ws *workerSet) (string, error) {
 	took := func() string { return time.Since(t).Round(time.Millisecond).String() }
 	switch f.kind {
 	case "kill":
-		holder := leaseHolder(ctx, e.pg.url("chaos"))
+		holder := e.runningHolder(ctx, ws)
 		killed := ws.kill(holder)
 		w, err := ws.start()
 		if err != nil {
@@ -165,6 +165,31 @@ func (e *env) trickle(user string, backlog int) func(ctx context.Context, append
 				return ctx.Err()
 			case <-tick.C:
 			}
+		}
+	}
+}
+
+// runningHolder returns the running worker that holds the mailbox's
+// lease. Right after a kill the dead worker's lease has not lapsed yet
+// (BOUNCER_LEASE_TTL): it waits for a standby to take over, up to 10 s,
+// so that a kill strikes the worker at work; else it returns "".
+func (e *env) runningHolder(ctx context.Context, ws *workerSet) string {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.After(10 * time.Second)
+	for {
+		holder := leaseHolder(ctx, e.pg.url("chaos"))
+		for _, w := range ws.running {
+			if w.name == holder {
+				return holder
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-limit:
+			return ""
+		case <-tick.C:
 		}
 	}
 }
