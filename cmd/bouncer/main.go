@@ -50,6 +50,7 @@ var commands = map[string]command{
 	"demo":   {"the whole pipeline on sample bounces, embedded servers and the local Postgres", runDemo},
 	"inject": {"APPEND messages to a mailbox (--imap URL FILE|DIR...)", runInject},
 	"verp":   {"build or check a signed return path (encode|decode)", runVERP},
+	"chaos":  {"the fault test: SIGKILLed workers, restarted servers; exit 1 on any loss", runChaos},
 	"sent":   {"import the sending platform's sent messages, the evidence a bounce is ours (import FILE|-)", runSent},
 
 	"version": {"print the version, the commit it was built from and the Go version", runVersion},
