@@ -91,7 +91,8 @@ UPDATE suppressions SET address = $3, address_raw = $3, note = ` + rr("note") + 
 WHERE address = $1`},
 	{"sent_messages", "the messages sent to it deleted", `DELETE FROM sent_messages WHERE recipient = $1`},
 	{"outbox", "events naming it, published or not: its spellings replaced in the payload", `
-UPDATE outbox SET payload = ` + rr("payload::text") + `::json WHERE payload::text ~* $2`},
+UPDATE outbox SET payload = ` + rr("payload::text") + `::json
+WHERE $1::text <> '' AND payload::text ~* $2`}, // $1 named only to type it
 }
 
 // EraseStatements returns the tables an erasure touches and what it does to
@@ -156,8 +157,13 @@ func (db *DB) Erase(ctx context.Context, address, by, why string) (Erasure, erro
 			return err
 		}
 		pattern := spellingPattern(append(spellings, addr, strings.TrimSpace(address)))
+		args := []any{addr, pattern, res.Pseudonym}
 		for _, st := range eraseStatements {
-			tag, err := tx.Exec(ctx, st.sql, addr, pattern, res.Pseudonym)
+			n := 1 // the statement's parameters: $1, or $1 to $3
+			if strings.Contains(st.sql, "$2") || strings.Contains(st.sql, "$3") {
+				n = 3
+			}
+			tag, err := tx.Exec(ctx, st.sql, args[:n]...)
 			if err != nil {
 				return fmt.Errorf("%s: %w", st.table, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/api"
@@ -38,6 +40,7 @@ type fixture struct {
 	url    string
 	router routers.Router
 	doc    *openapi3.T
+	c      *pgx.Conn
 }
 
 var registerNDJSON sync.Once
@@ -71,7 +74,7 @@ func newFixture(t *testing.T, erasureKey string) *fixture {
 	mux := http.NewServeMux()
 	ex := explain.New(classify.New(classify.Options{}), db, explain.Options{Token: testToken})
 	ex.Register(mux)
-	api.New(db, api.Options{}).Register(mux, ex.Protect)
+	api.New(db, api.Options{Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))}).Register(mux, ex.Protect)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, db: db, dbURL: dbURL, url: srv.URL, router: router, doc: doc}
@@ -153,4 +156,52 @@ func wantError(t *testing.T, what string, code int, body []byte, wantCode int, w
 	if code != wantCode || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, wantText) {
 		t.Errorf("%s = %d %s, want %d and an error saying %q", what, code, body, wantCode, wantText)
 	}
+}
+
+// conn is a connection to the fixture's database, closed with the test.
+func (f *fixture) conn(ctx context.Context) *pgx.Conn {
+	f.t.Helper()
+	if f.c == nil {
+		c, err := pgx.Connect(ctx, f.dbURL)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { c.Close(context.Background()) })
+		f.c = c
+	}
+	return f.c
+}
+
+func newDB(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	return storetest.Open(t, store.Options{})
+}
+
+// serveAPI serves a with no access control (loopback tests of limits).
+func serveAPI(t *testing.T, a *api.API) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	a.Register(mux, nil)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func post(t *testing.T, url, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// tlog writes a handler's log lines to the test's log.
+type tlog struct{ t *testing.T }
+
+func (l tlog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

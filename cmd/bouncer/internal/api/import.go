@@ -95,7 +95,7 @@ func readNDJSON(r io.Reader) ([]store.ImportRow, error) {
 		rows = append(rows, row)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrImport, err)
+		return nil, fmt.Errorf("%w: %w", ErrImport, err)
 	}
 	return rows, nil
 }
@@ -105,7 +105,7 @@ func readCSV(r io.Reader) ([]store.ImportRow, error) {
 	cr.FieldsPerRecord = -1
 	head, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%w: line 1: want a header line naming the columns (address,list_id,reason,...): %v", ErrImport, err)
+		return nil, fmt.Errorf("%w: line 1: want a header line naming the columns (address,list_id,reason,...): %w", ErrImport, err)
 	}
 	col := map[string]int{}
 	for i, h := range head {
@@ -122,7 +122,7 @@ func readCSV(r io.Reader) ([]store.ImportRow, error) {
 		}
 		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrImport, err)
+			return nil, fmt.Errorf("%w: %w", ErrImport, err)
 		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
