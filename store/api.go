@@ -267,3 +267,18 @@ func (db *DB) ImportSuppressions(ctx context.Context, rows []ImportRow, by strin
 	res.Unchanged = res.Read - res.Added
 	return res, nil
 }
+
+// CheckPlan returns PostgreSQL's plan of the batch check of CheckSuppressions
+// for these addresses (EXPLAIN, not run): to see that it probes an index
+// (suppressions_open_key) rather than scanning the table.
+func (db *DB) CheckPlan(ctx context.Context, addresses []string, listID string) (string, error) {
+	rows, err := db.pool.Query(ctx, "EXPLAIN "+checkManySQL, addresses, listID, db.clock())
+	if err != nil {
+		return "", fmt.Errorf("store: explain check: %w", mapErr(err))
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("store: explain check: %w", mapErr(err))
+	}
+	return strings.Join(lines, "\n"), nil
+}
