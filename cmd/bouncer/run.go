@@ -152,13 +152,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
 	if proc.httpAddr != "off" {
-		mux := http.NewServeMux()
-		w.Routes(mux)
-		c := classify.New(cfg.Headers.Options(cfg.MaxMessageSize))
-		ex := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)})
-		ex.Register(mux)
-		api.New(db, api.Options{Logger: log}).Register(mux, ex.Protect)
-		if err := serveHTTP(ctx, g, proc.httpAddr, mux, log); err != nil {
+		if err := serveHTTP(ctx, g, proc.httpAddr, runMux(w, cfg, db, token, log), log); err != nil {
 			return err
 		}
 	}
@@ -169,6 +163,19 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
+}
+
+// runMux is what `bouncer run` serves on BOUNCER_HTTP_ADDR: health and
+// metrics, the explain page, and the suppressions API behind the page's
+// access checks.
+func runMux(w *worker.Worker, cfg worker.Config, db *store.DB, token string, log *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	w.Routes(mux)
+	c := classify.New(cfg.Headers.Options(cfg.MaxMessageSize))
+	ex := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)})
+	ex.Register(mux)
+	api.New(db, api.Options{Logger: log}).Register(mux, ex.Protect)
+	return mux
 }
 
 // warnPlaintextDatabase logs, once at start, why the database connection

@@ -38,7 +38,7 @@ func pageFilter(q url.Values) (store.PageFilter, error) {
 			*p.dst = t
 		}
 	}
-	if f.Reason != "" && f.Reason != store.ReasonErased {
+	if f.Reason != "" {
 		if _, perr := store.ParseReason(string(f.Reason)); perr != nil && err == nil {
 			err = fmt.Errorf("?reason=%q: want hard, soft, complaint, unsubscribe or manual", f.Reason)
 		}
