@@ -41,6 +41,8 @@ func (r Reason) rank() int {
 		return 2
 	case ReasonComplaint, ReasonUnsubscribe:
 		return 3
+	case ReasonErased:
+		return 4
 	}
 	return 0
 }

@@ -309,6 +309,7 @@ func (r *policyRun) queueRead(b *pgx.Batch, addrs []string) {
 		b.Queue(removeSQL, ra, rl, rb, rw, r.now).Query(r.scanClosed)
 	}
 	b.Queue(openSuppressionsSQL, addrs).Query(r.scanOpen)
+	r.queueErased(b, addrs)
 	if pol := &r.db.policy; pol.SoftThreshold > 0 {
 		var softIdx []int // softIdx[k] is the index in cands of the soft query's row k+1
 		var sa, sl []string
@@ -338,6 +339,34 @@ func (r *policyRun) queueRead(b *pgx.Batch, addrs []string) {
 			})
 		}
 	}
+}
+
+// queueErased queues the lookup of the erased addresses among addrs (with
+// an erasure key): each counts as held by a global suppression of reason
+// ReasonErased, which outranks every candidate, so an erased address is
+// never suppressed (nor named in a suppression event) again.
+func (r *policyRun) queueErased(b *pgx.Batch, addrs []string) {
+	key := r.db.erasureKey
+	if len(key) == 0 {
+		return
+	}
+	byHash := make(map[string]string, len(addrs))
+	hashes := make([][]byte, len(addrs))
+	for i, a := range addrs {
+		hashes[i] = subjectHash(key, a)
+		byHash[string(hashes[i])] = a
+	}
+	b.Queue(erasedSQL, hashes).Query(func(rows pgx.Rows) error {
+		var h []byte
+		var at time.Time
+		_, err := pgx.ForEachRow(rows, []any{&h, &at}, func() error {
+			if a := byHash[string(h)]; a != "" {
+				r.open[suppKey{a, ""}] = erasedSuppression(a, at)
+			}
+			return nil
+		})
+		return err
+	})
 }
 
 // expireLockedSQL is expireSQL for addresses whose locks the transaction
@@ -570,7 +599,7 @@ func (r *policyRun) writeMembers(ctx context.Context, tx pgx.Tx, changed []Suppr
 			affected[s.Address] = true
 		}
 		for _, s := range r.open {
-			if affected[s.Address] {
+			if affected[s.Address] && s.ID != 0 { // 0: an erasure, no record
 				apply = append(apply, s)
 			}
 		}

@@ -49,6 +49,10 @@ type Options struct {
 	// MaxConns bounds the pool (default: pgxpool's, max(4, CPUs)); the
 	// pool_max_conns URL parameter works too.
 	MaxConns int32
+	// ErasureKey keys the hashes of erased addresses (Erase): with it,
+	// every suppression check also answers suppressed for an erased
+	// address. Every process sharing a database needs the same key.
+	ErasureKey []byte
 }
 
 // DB is bouncer's database. It is safe for concurrent use.
@@ -56,6 +60,8 @@ type DB struct {
 	pool   *pgxpool.Pool
 	policy Policy
 	now    func() time.Time
+	// erasureKey keys erased_subjects' hashes; nil: no erasure.
+	erasureKey []byte
 }
 
 // Open returns a DB for databaseURL (a postgres:// URL or key=value DSN).
@@ -81,7 +87,11 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*DB, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{pool: pool, policy: pol, now: now}, nil
+	if k := opts.ErasureKey; len(k) > 0 && len(k) < MinErasureKeyLength {
+		pool.Close()
+		return nil, fmt.Errorf("%w: the erasure key is %d bytes, want at least %d", ErrInvalid, len(k), MinErasureKeyLength)
+	}
+	return &DB{pool: pool, policy: pol, now: now, erasureKey: opts.ErasureKey}, nil
 }
 
 // Close closes every connection of the pool; it waits for connections in use.

@@ -151,7 +151,7 @@ func (db *DB) Suppress(ctx context.Context, req SuppressRequest) (Suppression, b
 		return Suppression{}, false, fmt.Errorf("%w: suppress %s: say who (By)", ErrInvalid, addr)
 	}
 	reason := cmp.Or(req.Reason, ReasonManual)
-	if reason.rank() == 0 {
+	if reason.rank() == 0 || reason == ReasonErased {
 		return Suppression{}, false, fmt.Errorf("%w: reason %q", ErrInvalid, req.Reason)
 	}
 	now := db.clock()
@@ -277,6 +277,14 @@ func (db *DB) CheckSuppression(ctx context.Context, address, listID string) (*Su
 	}
 	s, err := scanSuppression(db.pool.QueryRow(ctx, checkSuppressionSQL, addr, listID, db.clock()))
 	if errors.Is(err, pgx.ErrNoRows) {
+		erased, err := db.erasedOf(ctx, db.pool, []string{addr})
+		if err != nil {
+			return nil, fmt.Errorf("store: check suppression of %s: %w", addr, mapErr(err))
+		}
+		if at, ok := erased[addr]; ok {
+			e := erasedSuppression(addr, at)
+			return &e, nil
+		}
 		return nil, nil
 	}
 	if err != nil {

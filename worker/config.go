@@ -60,6 +60,8 @@ var EnvVars = []EnvVar{
 
 	// The trust policy (TrustFromEnv, package verp).
 	{"BOUNCER_TRUST", string(TrustAuto), "which bounces may suppress: verp, sent, any, or auto (verp with keys, else sent when sent_messages has rows, else any)"},
+	{"BOUNCER_ERASURE_KEY", "", "key of the hashes that keep erased addresses suppressed (16+ bytes; DELETE /api/v1/subjects/{address})"},
+	{"BOUNCER_ERASURE_KEY_FILE", "", "file holding the erasure key (not with BOUNCER_ERASURE_KEY)"},
 	{"BOUNCER_VERP_KEYS", "", "VERP keys id:base64secret,... (the first signs, all verify)"},
 	{"BOUNCER_VERP_KEYS_FILE", "", "file of VERP keys, one id:base64secret per line"},
 	{"BOUNCER_VERP_DOMAIN", "", "the return path's domain (verp encode; decode accepts only it when set)"},

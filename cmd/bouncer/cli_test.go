@@ -28,6 +28,7 @@ func TestCLIErrors(t *testing.T) {
 	badAt := file("bad-at.csv", sentHeader+"<m1@x>,a@example.com,news,c1,2026-12-04T09:00:00Z\n<m2@x>,b@example.com,news,c1,yesterday\n")
 	badRcpt := file("bad-rcpt.ndjson", `{"message_id":"m1@x","recipient":"a@example.com","sent_at":"2026-12-04T09:00:00Z"}`+"\n\n"+`{"message_id":"m2@x","recipient":"nobody","sent_at":"2026-12-04T09:00:00Z"}`+"\n")
 	badCol := file("bad-col.csv", "message_id,recipient,when\n")
+	badSupp := file("bad-supp.csv", "address,reason\na@example.com,hard\nb@example.com,bored\n")
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
@@ -72,13 +73,18 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"stats", "--database-url", noDB}, nil, 1, []string{"stats: cannot connect to PostgreSQL at 127.0.0.1:1"}},
 		{[]string{"stats"}, map[string]string{"DATABASE_URL": "not a url"}, 2, []string{`database URL "not a url" is not a PostgreSQL URL`}},
 
-		{[]string{"suppressions"}, nil, 2, []string{"suppressions needs a command: list, check, add, remove or export"}},
-		{[]string{"suppressions", "bogus"}, nil, 2, []string{`unknown suppressions command "bogus" (want list, check, add, remove or export)`}},
+		{[]string{"suppressions"}, nil, 2, []string{"suppressions needs a command: list, check, add, remove, export or import"}},
+		{[]string{"suppressions", "bogus"}, nil, 2, []string{`unknown suppressions command "bogus" (want list, check, add, remove, export or import)`}},
 		{[]string{"suppressions", "list", "--list", "L", "--global"}, nil, 2, []string{"suppressions list: --list L and --global contradict each other"}},
 		{[]string{"suppressions", "export", "--list", "L", "--global"}, nil, 2, []string{"suppressions export: --list L and --global contradict"}},
 		{[]string{"suppressions", "list", "--limit", "-3"}, nil, 2, []string{"suppressions list: --limit -3 (want 0 for all, or more)"}},
 		{[]string{"suppressions", "list", "a@example.com"}, nil, 2, []string{`suppressions list: takes no arguments, got "a@example.com"`}},
 		{[]string{"suppressions", "export", "--format", "xml"}, nil, 2, []string{`suppressions export: --format "xml" (want csv or json)`}},
+		{[]string{"suppressions", "import"}, nil, 2, []string{"suppressions import: want one FILE or - (stdin), got 0 arguments"}},
+		{[]string{"suppressions", "import", "-"}, nil, 2, []string{"suppressions import: say --format csv or --format ndjson"}},
+		{[]string{"suppressions", "import", "--format", "xml", "-"}, nil, 2, []string{`suppressions import: --format "xml" (want csv or ndjson)`}},
+		{[]string{"suppressions", "import", badSupp}, map[string]string{"DATABASE_URL": noDB}, 2, []string{"suppressions import ", "bad-supp.csv: import: line 3: reason \"bored\""}},
+		{[]string{"suppressions", "list"}, map[string]string{"BOUNCER_ERASURE_KEY": "short"}, 2, []string{"suppressions list: the erasure key is 5 bytes, want at least 16"}},
 		{[]string{"suppressions", "check"}, nil, 2, []string{"suppressions check: takes one ADDRESS, got 0 arguments"}},
 		{[]string{"suppressions", "check", "notanemail"}, nil, 2, []string{`suppressions check: "notanemail" is not an email address (want NAME@DOMAIN)`}},
 		{[]string{"suppressions", "add", "notanemail", "--reason", "hard"}, nil, 2, []string{`suppressions add: "notanemail" is not an email address (want NAME@DOMAIN)`}},

@@ -97,7 +97,7 @@ func run(ctx context.Context, e *env, args []string) error {
 // mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
 func commandSecrets(getenv func(string) string, args []string) []string {
 	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
-	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN")}
+	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN"), erasureSecret(getenv)}
 	configs := []string{getenv("BOUNCER_CONFIG")}
 	for i, a := range args {
 		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {

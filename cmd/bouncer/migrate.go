@@ -25,7 +25,11 @@ func openDB(ctx context.Context, e *env, flagValue, what string) (*store.DB, err
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, url, store.Options{})
+	key, err := erasureKey(e.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, what, err)
+	}
+	db, err := store.Open(ctx, url, store.Options{ErasureKey: key})
 	if err != nil {
 		return nil, dbError(what, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/api"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker"
@@ -105,6 +106,10 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: run: suppression policy: %v", errUsage, err)
 	}
+	ekey, err := erasureKey(e.getenv)
+	if err != nil {
+		return fmt.Errorf("%w: run: %v", errUsage, err)
+	}
 	// The explain page's token rules first: refuse before any I/O.
 	var token string
 	if proc.httpAddr != "off" {
@@ -121,7 +126,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	log := proc.logger(e.stderr)
 	warnPlaintextDatabase(log, proc.databaseURL)
 
-	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy}, log)
+	db, err := openStore(ctx, proc.databaseURL, *migrate, store.Options{Policy: policy, ErasureKey: ekey}, log)
 	if err != nil {
 		return err
 	}
@@ -147,11 +152,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
 	if proc.httpAddr != "off" {
-		mux := http.NewServeMux()
-		w.Routes(mux)
-		c := classify.New(cfg.Headers.Options(cfg.MaxMessageSize))
-		explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)}).Register(mux)
-		if err := serveHTTP(ctx, g, proc.httpAddr, mux, log); err != nil {
+		if err := serveHTTP(ctx, g, proc.httpAddr, runMux(w, cfg, db, token, log), log); err != nil {
 			return err
 		}
 	}
@@ -162,6 +163,19 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	err = g.Wait()
 	log.Info("bouncer stopped", "err", err)
 	return err
+}
+
+// runMux is what `bouncer run` serves on BOUNCER_HTTP_ADDR: health and
+// metrics, the explain page, and the suppressions API behind the page's
+// access checks.
+func runMux(w *worker.Worker, cfg worker.Config, db *store.DB, token string, log *slog.Logger) *http.ServeMux {
+	mux := http.NewServeMux()
+	w.Routes(mux)
+	c := classify.New(cfg.Headers.Options(cfg.MaxMessageSize))
+	ex := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, cfg.Trust.VERP)})
+	ex.Register(mux)
+	api.New(db, api.Options{Logger: log}).Register(mux, ex.Protect)
+	return mux
 }
 
 // warnPlaintextDatabase logs, once at start, why the database connection

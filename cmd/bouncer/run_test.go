@@ -93,6 +93,9 @@ func TestRunAndInject(t *testing.T) {
 	if code, body := get("/"); code != 200 || !strings.Contains(body, "<form") {
 		t.Errorf("GET / (the explain page beside /metrics) = %d", code)
 	}
+	if code, body := get("/api/v1/suppressions/check?address=nobody@example.org"); code != 200 || !strings.Contains(body, `"suppressed":false`) {
+		t.Errorf("GET /api/v1/suppressions/check (the API beside /metrics) = %d %s", code, body)
+	}
 	cancel()
 	stopped = true
 	select {

@@ -53,6 +53,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		{"migrate, bad port", []string{"migrate"}, map[string]string{"DATABASE_URL": "postgres://postgres:" + pw + "@127.0.0.1:port/x"}, ""},
 		{"stats", []string{"stats"}, map[string]string{"DATABASE_URL": deadDB}, ""},
 		{"suppressions", []string{"suppressions", "list"}, map[string]string{"DATABASE_URL": deadDB}, ""},
+		{"suppressions, erasure key", []string{"suppressions", "list"}, map[string]string{"DATABASE_URL": deadDB, "BOUNCER_ERASURE_KEY": "key-" + pw + "-0123456789"}, ""},
 		{"inject", []string{"inject", "--imap", deadIMAP, eml}, nil, ""},
 		{"inject, env", []string{"inject", eml}, map[string]string{"BOUNCER_IMAP_URL": deadIMAP}, ""},
 		{"demo", []string{"demo", "--log-json"}, map[string]string{"DATABASE_URL": goodDB, "NATS_URL": deadNATS}, ""},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/api"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
 )
@@ -22,7 +23,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	dbURL := fl.String("database-url", "", "PostgreSQL URL for address lookup (default $DATABASE_URL; none: no lookup)")
 	fl.Usage = func() {
 		fmt.Fprintln(e.stderr, "usage: bouncer serve [--addr HOST:PORT] [--token-file FILE] [--database-url URL]")
-		fmt.Fprintln(e.stderr, "Serves the explain page at / and POST /api/v1/parse. Beyond loopback a token is required.")
+		fmt.Fprintln(e.stderr, "Serves the explain page at /, POST /api/v1/parse and the suppressions API under /api/v1/. Beyond loopback a token is required.")
 		fl.PrintDefaults()
 	}
 	if help, err := parseFlags(fl, args); help || err != nil {
@@ -47,7 +48,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: serve: %v", errUsage, err)
 	}
-	db := openLookupDB(ctx, *dbURL, log)
+	key, err := erasureKey(e.getenv)
+	if err != nil {
+		return fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	db := openLookupDB(ctx, *dbURL, key, log)
 	if db != nil {
 		defer db.Close()
 	}
@@ -60,11 +65,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	h := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, codec)})
+	mux := http.NewServeMux()
+	h.Register(mux)
+	api.New(db, api.Options{Logger: log}).Register(mux, h.Protect)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := newHTTPServer(h, log)
+	srv := newHTTPServer(mux, log)
 	log.Info("explain page listening", "url", "http://"+ln.Addr().String()+"/",
 		"token", token != "", "lookup", db != nil)
 	errc := make(chan error, 1)
@@ -110,12 +118,12 @@ func explainToken(e *env, addr, tokenFile string) (string, error) {
 
 // openLookupDB opens the database for address lookup, or returns nil, saying
 // why in the log: the page works without one.
-func openLookupDB(ctx context.Context, url string, log *slog.Logger) *store.DB {
+func openLookupDB(ctx context.Context, url string, erasureKey []byte, log *slog.Logger) *store.DB {
 	if url == "" {
 		log.Info("no DATABASE_URL: address lookup is off")
 		return nil
 	}
-	db, err := store.Open(ctx, url, store.Options{MaxConns: 4})
+	db, err := store.Open(ctx, url, store.Options{MaxConns: 8, ErasureKey: erasureKey})
 	if err != nil {
 		log.Warn("database URL not usable: address lookup is off", "err", err)
 		return nil

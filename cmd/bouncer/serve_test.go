@@ -201,6 +201,9 @@ func TestServeTokenRules(t *testing.T) {
 	if code, body := fetch(t, "POST", s.url+"/api/v1/parse", "Bearer "+token, bounce); code != 200 || !strings.Contains(body, `"bounce":false`) {
 		t.Errorf("POST /api/v1/parse with the token = %d %q, want 200 with a record", code, body)
 	}
+	if code, body := fetch(t, "GET", s.url+"/api/v1/suppressions", "Bearer "+token, nil); code != 503 || !strings.Contains(body, "needs a database: set DATABASE_URL") {
+		t.Errorf("GET /api/v1/suppressions without a database = %d %q, want 503 saying so", code, body)
+	}
 }
 
 func TestServeLookupFromDatabaseURL(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -8,12 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/api"
 	"github.com/bouncer-mail/bouncer/store"
 )
 
@@ -25,11 +29,16 @@ commands:
   add ADDRESS --reason R [--list L] [--by WHO] [--expires 30d]
   remove ADDRESS --by WHO --why WHY [--list L]
   export --format csv|json [--list L | --global] [--all]
+  import FILE|- [--format csv|ndjson] [--dry-run] [--by WHO]
 
 A suppression is global unless --list names a list. add's --reason is one
 of manual, hard, complaint, unsubscribe, soft, or free text (then the
 reason is manual and the text is kept as its note). remove keeps the record and says who
-removed it and why, and puts back the list memberships it changed.
+removed it and why, and puts back the list memberships it changed. import
+reads CSV (a header naming address and any of list_id, reason, note, by,
+expires_at) or NDJSON (objects with those keys), checks every line before
+writing, and adds only what is not in force already (POST
+/api/v1/suppressions/import does the same); --dry-run writes nothing.
 Every command takes --database-url (default $DATABASE_URL, else
 ` + store.DefaultDatabaseURL + `).`
 
@@ -51,12 +60,14 @@ type suppressionsArgs struct {
 	limit                   int
 	reason, by, why, format string
 	expires                 time.Duration
+	file                    string // import's FILE or -
+	dryRun                  bool
 }
 
 func runSuppressions(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) == 0 {
-			return fmt.Errorf("%w: suppressions needs a command: list, check, add, remove or export (see bouncer suppressions -h)", errUsage)
+			return fmt.Errorf("%w: suppressions needs a command: list, check, add, remove, export or import (see bouncer suppressions -h)", errUsage)
 		}
 		fmt.Fprintln(e.stdout, suppressionsUsage)
 		return nil
@@ -81,8 +92,10 @@ func runSuppressions(ctx context.Context, e *env, args []string) error {
 		err = addSuppression(ctx, e, db, a)
 	case "remove":
 		err = removeSuppression(ctx, e, db, a)
+	case "import":
+		err = importSuppressions(ctx, e, db, a)
 	}
-	if err != nil && !errors.Is(err, errSuppressed) {
+	if err != nil && !errors.Is(err, errSuppressed) && !errors.Is(err, errUsage) {
 		return dbError("suppressions "+a.sub, err)
 	}
 	return err
@@ -121,8 +134,12 @@ func parseSuppressionsArgs(e *env, sub string, args []string) (a suppressionsArg
 	case "remove":
 		fl.StringVar(&a.by, "by", "", "who removes it (required)")
 		fl.StringVar(&a.why, "why", "", "why (required)")
+	case "import":
+		fl.StringVar(&a.format, "format", "", "csv or ndjson (default: from the file's extension)")
+		fl.BoolVar(&a.dryRun, "dry-run", false, "check and count, write nothing")
+		fl.StringVar(&a.by, "by", "", "who imports (default: the current user; a row's by wins)")
 	default:
-		return a, false, fmt.Errorf("%w: unknown suppressions command %q (want list, check, add, remove or export)", errUsage, sub)
+		return a, false, fmt.Errorf("%w: unknown suppressions command %q (want list, check, add, remove, export or import)", errUsage, sub)
 	}
 	var pos []string
 	for {
@@ -147,6 +164,9 @@ func parseSuppressionsArgs(e *env, sub string, args []string) (a suppressionsArg
 func (a *suppressionsArgs) check(pos []string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: suppressions %s: %s", errUsage, a.sub, fmt.Sprintf(format, args...))
+	}
+	if a.sub == "import" {
+		return a.checkImport(pos)
 	}
 	needAddress := a.sub != "list" && a.sub != "export"
 	switch {
@@ -344,5 +364,60 @@ func writeSuppressionsCSV(w io.Writer, sups []store.Suppression) error {
 	if err := cw.Error(); err != nil {
 		return fmt.Errorf("write suppressions: %w", err)
 	}
+	return nil
+}
+
+// checkImport checks import's arguments: one FILE or -, and a format it
+// can tell.
+func (a *suppressionsArgs) checkImport(pos []string) error {
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: suppressions import: want one FILE or - (stdin), got %d arguments", errUsage, len(pos))
+	}
+	a.file = pos[0]
+	if a.format == "" {
+		switch strings.ToLower(filepath.Ext(a.file)) {
+		case ".csv":
+			a.format = "csv"
+		case ".ndjson", ".jsonl", ".json":
+			a.format = "ndjson"
+		default:
+			return fmt.Errorf("%w: suppressions import: say --format csv or --format ndjson (%s has no .csv or .ndjson extension)", errUsage, a.file)
+		}
+	}
+	if a.format != "csv" && a.format != "ndjson" {
+		return fmt.Errorf("%w: suppressions import: --format %q (want csv or ndjson)", errUsage, a.format)
+	}
+	return nil
+}
+
+// importSuppressions reads the file and imports it by the API's own path
+// (api.ReadImport, store.ImportSuppressions): a bad line exits 2 and
+// writes nothing.
+func importSuppressions(ctx context.Context, e *env, db *store.DB, a suppressionsArgs) error {
+	var in io.Reader = e.stdin
+	if a.file != "-" {
+		f, err := os.Open(a.file)
+		if err != nil {
+			return fmt.Errorf("%w: suppressions import: %v", errUsage, err)
+		}
+		defer f.Close()
+		in = f
+	}
+	rows, err := api.ReadImport(in, a.format)
+	if err == nil && len(rows) == 0 {
+		err = errors.New("no rows")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: suppressions import %s: %v", errUsage, a.file, err)
+	}
+	res, err := db.ImportSuppressions(ctx, rows, cmp.Or(a.by, currentUser(e)), a.dryRun)
+	if err != nil {
+		return err
+	}
+	note := ""
+	if a.dryRun {
+		note = " (dry run: nothing written)"
+	}
+	fmt.Fprintf(e.stdout, "%d suppressions read: %d added, %d unchanged%s\n", res.Read, res.Added, res.Unchanged, note)
 	return nil
 }

@@ -83,6 +83,7 @@ type Handler struct {
 	auth auth
 	csp  string
 	next http.Handler // the routes behind the checks
+	cop  *http.CrossOriginProtection
 }
 
 // New returns the handler. c nil means classify's defaults. db may be nil:
@@ -114,11 +115,11 @@ func New(c *classify.Classifier, db *store.DB, opts Options) *Handler {
 	mux.HandleFunc("GET /lookup", h.lookup)
 	mux.HandleFunc("POST /login", h.login)
 	mux.HandleFunc("POST /logout", h.logout)
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h.cop = http.NewCrossOriginProtection()
+	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusForbidden, "Cross-origin request refused: submit the form from bouncer's own page.")
 	}))
-	h.next = cop.Handler(mux)
+	h.next = h.cop.Handler(mux)
 	return h
 }
 
@@ -137,6 +138,12 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // ServeHTTP sets the security headers, checks access and serves the route.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.guard(w, r, h.next)
+}
+
+// guard sets the security headers and checks access (loopback host
+// without a token, the token otherwise), then serves r with next.
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	hd := w.Header()
 	hd.Set("Content-Security-Policy", h.csp)
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -154,7 +161,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/login" || r.URL.Path == "/logout" {
-		h.next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 		return
 	}
 	switch ok, tokenInURL := h.auth.check(r); {
@@ -179,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusUnauthorized, msg)
 		return
 	}
-	h.next.ServeHTTP(w, r)
+	next.ServeHTTP(w, r)
 }
 
 func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/") }
