@@ -49,6 +49,10 @@ type Event struct {
 	SMTPCode   int    // the remote's reply code, when given
 	Diagnostic string // the remote's reply or the provider's reason text
 	RemoteMTA  string
+	// Temporary says the provider calls the failure temporary (a soft
+	// bounce): without a code of its own the status is then 4.0.0, the
+	// class's (RFC 3464 §2.3.4 wants one), as for SES's Transient.
+	Temporary bool
 	// MessageID is the original's Message-ID, when the provider gives it.
 	MessageID string
 	// Header holds the original's header fields the provider lists (List-Id,
@@ -95,6 +99,9 @@ func (c *Classifier) Event(ev *Event) *Report {
 		r.Diagnostic = strings.TrimSuffix(ev.Provider+" did not send: the address is on its suppression list ("+
 			ev.Label+"); "+r.Diagnostic, "; ")
 		r.Status, r.SMTPCode = "", 0
+	}
+	if ev.Temporary && r.Status == "" && r.SMTPCode == 0 && findReplyCode(r.Diagnostic) == 0 && quotedStatus(r.Diagnostic) == "" {
+		r.Status = "4.0.0"
 	}
 	if r.Diagnostic == "" && r.Status == "" && r.SMTPCode == 0 && r.Category == "" {
 		// Nothing but the label: say it in words the rules read like any
