@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
+	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -60,11 +62,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	h := explain.New(c, db, explain.Options{Token: token, Logger: log, Records: recordsFunc(c, codec)})
+	handler, err := serveWebhooks(e, h, db, c, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := newHTTPServer(h, log)
+	srv := newHTTPServer(handler, log)
 	log.Info("explain page listening", "url", "http://"+ln.Addr().String()+"/",
 		"token", token != "", "lookup", db != nil)
 	errc := make(chan error, 1)
@@ -128,4 +134,28 @@ func openLookupDB(ctx context.Context, url string, log *slog.Logger) *store.DB {
 		return nil
 	}
 	return db
+}
+
+// serveWebhooks returns page with the configured webhook endpoints
+// (BOUNCER_WEBHOOK_*) mounted beside it, or page alone when none is. The
+// events are saved to db's outbox; a `bouncer run` relays them to NATS.
+func serveWebhooks(e *env, page http.Handler, db *store.DB, c *classify.Classifier, log *slog.Logger) (http.Handler, error) {
+	cfg := webhook.DefaultConfig()
+	if err := cfg.FromEnv(e.getenv); err != nil {
+		return nil, fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	if !cfg.Enabled() {
+		return page, nil
+	}
+	if db == nil {
+		return nil, fmt.Errorf("%w: serve: BOUNCER_WEBHOOK_* set but no usable DATABASE_URL to save the events to", errUsage)
+	}
+	hooks, err := webhook.New(cfg, db, webhook.Options{Log: log.With("component", "webhook"), Classifier: c})
+	if err != nil {
+		return nil, fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	mux := http.NewServeMux()
+	hooks.Register(mux)
+	mux.Handle("/", page)
+	return mux, nil
 }
