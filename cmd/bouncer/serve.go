@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
