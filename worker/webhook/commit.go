@@ -11,13 +11,17 @@ import (
 // maxGroup is how many events one transaction saves at most.
 const maxGroup = 500
 
+// maxInFlight is how many transactions run at once: while they wait for
+// Postgres, the next requests gather into the next groups.
+const maxInFlight = 4
+
 // saveTimeout bounds one transaction: a request whose provider gave up
 // waiting is still saved, and its retry finds it.
 const saveTimeout = 15 * time.Second
 
 // committer saves the events of concurrent requests in shared
-// transactions (group commit): while one transaction runs, the requests
-// that arrive wait, and the next transaction takes them all. One
+// transactions (group commit): while maxInFlight transactions run, the
+// requests that arrive wait, and the next transaction takes them all. One
 // transaction per event reaches a few hundred events a second on a small
 // machine; grouped, the intake keeps up with providers' bursts. A request
 // is answered only after its events are committed.
@@ -26,7 +30,7 @@ type committer struct {
 
 	mu      sync.Mutex
 	pending []*commitReq
-	running bool // a drain goroutine is at work
+	running int // drain goroutines at work
 }
 
 type commitReq struct {
@@ -43,8 +47,8 @@ func (c *committer) commit(ctx context.Context, evs []store.WebhookEvent) ([]boo
 	req := &commitReq{evs: evs, done: make(chan struct{})}
 	c.mu.Lock()
 	c.pending = append(c.pending, req)
-	if !c.running {
-		c.running = true
+	if c.running < maxInFlight {
+		c.running++
 		go c.drain()
 	}
 	c.mu.Unlock()
@@ -68,8 +72,7 @@ func (c *committer) drain() {
 		group := c.pending[:n:n]
 		c.pending = c.pending[n:]
 		if n == 0 {
-			c.running = false
-			c.pending = nil
+			c.running--
 			c.mu.Unlock()
 			return
 		}
