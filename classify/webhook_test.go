@@ -29,6 +29,12 @@ func TestEvent(t *testing.T) {
 		{"deferred", Event{Provider: "sendgrid", Label: "deferred", Action: EventDelayed,
 			Recipient: "jo@example.org", Diagnostic: "451 4.7.1 greylisted, try again later"},
 			KindDelayed, Delayed, false},
+		{"soft bounce without a code: 4.0.0, soft", Event{Provider: "postmark", Label: "SoftBounce", Action: EventFailed,
+			Temporary: true, Recipient: "jo@example.org"},
+			KindDSN, Unknown, false},
+		{"soft bounce, mailbox full", Event{Provider: "postmark", Label: "SoftBounce", Action: EventFailed,
+			Temporary: true, Recipient: "jo@example.org", Diagnostic: "452 4.2.2 Mailbox full"},
+			KindDSN, MailboxFull, false},
 		{"complaint", Event{Provider: "mailgun", Label: "complained", Action: EventComplaint, Recipient: "jo@example.org"},
 			KindComplaint, Complaint, false},
 		{"unsubscribe", Event{Provider: "sendgrid", Label: "unsubscribe", Action: EventUnsubscribe, Recipient: "jo@example.org"},
@@ -102,5 +108,14 @@ func TestSESNotification(t *testing.T) {
 	}
 	if _, ok := c.SES([]byte(`not json`)); ok {
 		t.Errorf("SES(not json) = ok, want false")
+	}
+}
+
+// A provider's temporary failure without a code of its own is the class's
+// 4.0.0: soft, never hard.
+func TestEventTemporary(t *testing.T) {
+	rep := New(Options{}).Event(&Event{Provider: "postmark", Label: "SoftBounce", Action: EventFailed, Temporary: true, Recipient: "jo@example.org"})
+	if r := rep.Recipients[0]; r.Status != "4.0.0" || r.Severity != Soft || r.Suppress {
+		t.Errorf("Event(SoftBounce) = status %q severity %s suppress %v, want 4.0.0 soft false", r.Status, r.Severity, r.Suppress)
 	}
 }
