@@ -56,6 +56,7 @@ type DB struct {
 	pool   *pgxpool.Pool
 	policy Policy
 	now    func() time.Time
+	uids   uidBlock // webhook events' UIDs, reserved in blocks (webhook.go)
 }
 
 // Open returns a DB for databaseURL (a postgres:// URL or key=value DSN).

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -35,7 +36,17 @@ func WebhookKey(provider, eventID string) [32]byte {
 	return sha256.Sum256([]byte("webhook\x00" + provider + "\x00" + eventID))
 }
 
+// uidBlockSize is how many numbers of webhook_uid_seq a DB reserves at a
+// time: a save of a few events then costs no round trip for them.
+const uidBlockSize = 1024
+
 const webhookUIDsSQL = `SELECT nextval('webhook_uid_seq') FROM generate_series(1, $1)`
+
+// uidBlock is a DB's reserved numbers of webhook_uid_seq not used yet.
+type uidBlock struct {
+	mu   sync.Mutex
+	free []int64
+}
 
 // SaveWebhooks saves evs in one transaction, as SaveBatch does messages
 // (rows, suppressions, outbox events), and each new event's payload in
@@ -94,21 +105,33 @@ func (db *DB) SaveWebhooks(ctx context.Context, evs []WebhookEvent) (res SaveRes
 	return res, stored, nil
 }
 
-// webhookUIDs reserves n numbers of webhook_uid_seq.
+// webhookUIDs takes n numbers of webhook_uid_seq, from those reserved
+// before or a new block. Numbers a crash leaves unused are skipped: only
+// their uniqueness matters.
 func (db *DB) webhookUIDs(ctx context.Context, n int) ([]int64, error) {
-	rows, _ := db.pool.Query(ctx, webhookUIDsSQL, n)
-	uids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("store: number %d webhook events: %w", n, mapErr(err))
+	b := &db.uids
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.free) < n {
+		rows, _ := db.pool.Query(ctx, webhookUIDsSQL, max(n-len(b.free), uidBlockSize))
+		more, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return nil, fmt.Errorf("store: number %d webhook events: %w", n, mapErr(err))
+		}
+		b.free = append(b.free, more...)
 	}
-	return uids, nil
+	out := b.free[:n:n]
+	b.free = b.free[n:]
+	return out, nil
 }
 
 // writeWebhookEvents inserts the payloads of the events whose message the
 // transaction inserted (each once, though evs may repeat one).
 func (s *batchSave) writeWebhookEvents(ctx context.Context, tx pgx.Tx, evs []WebhookEvent, msgs []Message) ([]bool, error) {
 	stored := make([]bool, len(evs))
-	var rows [][]any
+	var provider, eventID, typ, verifiedBy []string
+	var sourceID []int64
+	var payload [][]byte
 	for i := range evs {
 		id, ok := s.sourceIDs[msgs[i].SHA256]
 		if !ok {
@@ -117,17 +140,22 @@ func (s *batchSave) writeWebhookEvents(ctx context.Context, tx pgx.Tx, evs []Web
 		delete(s.sourceIDs, msgs[i].SHA256) // a repeat in evs is a duplicate
 		e := &evs[i]
 		stored[i] = true
-		rows = append(rows, []any{cleanText(e.Provider, maxShort), e.EventID,
-			cleanText(e.Type, maxShort), id, cleanText(e.VerifiedBy, maxShort), s.now, e.Payload})
+		provider, eventID = append(provider, cleanText(e.Provider, maxShort)), append(eventID, e.EventID)
+		typ, verifiedBy = append(typ, cleanText(e.Type, maxShort)), append(verifiedBy, cleanText(e.VerifiedBy, maxShort))
+		sourceID, payload = append(sourceID, id), append(payload, e.Payload)
 	}
-	if len(rows) == 0 {
+	if len(sourceID) == 0 {
 		return stored, nil
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"webhook_events"},
-		[]string{"provider", "event_id", "event_type", "source_id", "verified_by", "received_at", "payload"},
-		pgx.CopyFromRows(rows))
-	if err != nil {
-		return nil, fmt.Errorf("insert %d webhook events: %w", len(rows), err)
+	if _, err := tx.Exec(ctx, insertWebhookEventsSQL, provider, eventID, typ, sourceID, verifiedBy, payload, s.now); err != nil {
+		return nil, fmt.Errorf("insert %d webhook events: %w", len(sourceID), err)
 	}
 	return stored, nil
 }
+
+// insertWebhookEventsSQL inserts webhook_events rows from arrays, in one
+// round trip.
+const insertWebhookEventsSQL = `
+INSERT INTO webhook_events (provider, event_id, event_type, source_id, verified_by, payload, received_at)
+SELECT u.*, $7::timestamptz
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bytea[]) AS u`
