@@ -64,6 +64,7 @@ type env struct {
 	sns      *httptest.Server
 	snsKey   *rsa.PrivateKey
 	confirms atomic.Int32 // SubscribeURL GETs
+	certGets atomic.Int32 // signing certificate GETs
 }
 
 func newEnv(t testing.TB) *env {
@@ -126,7 +127,10 @@ func (e *env) startSNS() *x509.CertPool {
 	}
 	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /SimpleNotificationService-test.pem", func(w http.ResponseWriter, r *http.Request) { w.Write(leafPEM) })
+	mux.HandleFunc("GET /SimpleNotificationService-test.pem", func(w http.ResponseWriter, r *http.Request) {
+		e.certGets.Add(1)
+		w.Write(leafPEM)
+	})
 	mux.HandleFunc("GET /confirm", func(w http.ResponseWriter, r *http.Request) { e.confirms.Add(1) })
 	e.sns = httptest.NewTLSServer(mux)
 	t.Cleanup(e.sns.Close)

@@ -102,6 +102,9 @@ func TestDeliveredThreeTimesStoredOnce(t *testing.T) {
 			t.Errorf("%s events stored, duplicate = %v, %v, want 1, 2", p, s, d)
 		}
 	}
+	if got := e.certGets.Load(); got != 1 {
+		t.Errorf("signing certificate fetched %d times for 6 SNS messages, want 1 (cached)", got)
+	}
 	if s, d := e.metric("ses", "stored"), e.metric("ses", "duplicate"); s != 2 || d != 4 {
 		t.Errorf("ses events stored, duplicate = %v, %v, want 2, 4", s, d)
 	}
@@ -190,5 +193,38 @@ func TestSNSSubscriptionConfirmed(t *testing.T) {
 	}
 	if got := e.n(`SELECT count(*) FROM source_messages`); got != 0 {
 		t.Errorf("source messages after a confirmation = %d, want 0", got)
+	}
+}
+
+// SES's other notification types through SNS: a Complaint suppresses as a
+// complaint, a DeliveryDelay is a delayed row, a Delivery no row at all.
+func TestSESNotificationTypes(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	msgs := map[string]string{
+		"c1": `{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"angry@example.org"}],"complaintFeedbackType":"abuse"},"mail":{"messageId":"m1"}}`,
+		"d1": `{"notificationType":"DeliveryDelay","deliveryDelay":{"delayedRecipients":[{"emailAddress":"slow@example.org","status":"4.4.7","diagnosticCode":"smtp; 421 4.4.7 try later"}]},"mail":{"messageId":"m2"}}`,
+		"v1": `{"notificationType":"Delivery","delivery":{"recipients":["fine@example.org"],"smtpResponse":"250 2.0.0 OK"},"mail":{"messageId":"m3"}}`,
+	}
+	for id, m := range msgs {
+		if got := e.post("ses", e.snsBody("Notification", id, testTopic, m, now, 2), nil); got != 200 {
+			t.Fatalf("POST SES %s = %d, want 200", id, got)
+		}
+	}
+	checks := []struct {
+		query string
+		want  int
+	}{
+		{`SELECT count(*) FROM bounces WHERE address = 'angry@example.org' AND category = 'complaint'`, 1},
+		{`SELECT count(*) FROM suppressions WHERE address = 'angry@example.org'`, 1},
+		{`SELECT count(*) FROM bounces WHERE address = 'slow@example.org' AND category = 'delayed'`, 1},
+		{`SELECT count(*) FROM suppressions WHERE address = 'slow@example.org'`, 0},
+		{`SELECT count(*) FROM bounces WHERE address = 'fine@example.org'`, 0},
+		{`SELECT count(*) FROM webhook_events WHERE provider = 'ses'`, 3},
+	}
+	for _, c := range checks {
+		if got := e.n(c.query); got != c.want {
+			t.Errorf("%s = %d, want %d", c.query, got, c.want)
+		}
 	}
 }
