@@ -177,7 +177,13 @@ func (h *Handler) endpoint(provider string, parse parseFunc) http.Handler {
 			return
 		}
 		stored, err := h.commits.commit(r.Context(), evs)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrInvalid): // retrying would not help
+			h.answer(w, provider, refuse(http.StatusBadRequest, "bad_request", "%v", err))
+			return
+		case err != nil && r.Context().Err() != nil:
+			return // the provider hung up; the events may be saved, its retry will say
+		case err != nil:
 			h.log.Error("webhook events not saved", "provider", provider, "events", len(evs), "err", err)
 			h.answer(w, provider, refuse(http.StatusServiceUnavailable, "error", "not saved; retry"))
 			return

@@ -228,3 +228,17 @@ func TestSESNotificationTypes(t *testing.T) {
 		}
 	}
 }
+
+// An event the store refuses (an event id longer than a header line) is a
+// 400, not a 503 the provider would retry for ever.
+func TestInvalidEventIs400(t *testing.T) {
+	e := newEnv(t)
+	id := strings.Repeat("x", 1000)
+	body := mailgunBody(id, "failed", "permanent", "a@example.org", "550", "5.1.1 user unknown", time.Now(), "tok-long")
+	if got := e.post("mailgun", body, nil); got != 400 {
+		t.Errorf("POST with a 1000-byte event id = %d, want 400", got)
+	}
+	if got := e.n(`SELECT count(*) FROM source_messages`); got != 0 {
+		t.Errorf("source messages = %d, want 0", got)
+	}
+}
