@@ -88,6 +88,12 @@ func (m *message) fromSES(rep *Report) bool {
 	if !ok {
 		return false
 	}
+	return m.fillSES(rep, &n)
+}
+
+// fillSES fills rep from the SES notification n. It reports false when n
+// is of no type read here, or lists no recipient.
+func (m *message) fillSES(rep *Report, n *sesNotification) bool {
 	typ := n.NotificationType
 	if typ == "" {
 		typ = n.EventType
@@ -148,7 +154,7 @@ func (m *message) fromSES(rep *Report) bool {
 	default:
 		return false
 	}
-	rep.Original = m.sesOriginal(&n)
+	rep.Original = m.sesOriginal(n)
 	return true
 }
 

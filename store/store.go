@@ -60,6 +60,7 @@ type DB struct {
 	pool   *pgxpool.Pool
 	policy Policy
 	now    func() time.Time
+	uids   uidBlock // webhook events' UIDs, reserved in blocks (webhook.go)
 	// erasureKey keys erased_subjects' hashes; nil: no erasure.
 	erasureKey []byte
 }

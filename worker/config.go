@@ -12,6 +12,7 @@ import (
 	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
 	"github.com/bouncer-mail/bouncer/worker/verp"
+	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
 
 // EnvVar documents one environment variable the worker reads.
@@ -26,7 +27,7 @@ type EnvVar struct {
 // NATS_*, BOUNCER_HTTP_ADDR, BOUNCER_LOG_LEVEL, read by cmd/bouncer), the explain
 // page's and the suppression policy's. The README's table and the
 // compose-file test are checked against it.
-var EnvVars = []EnvVar{
+var EnvVars = append([]EnvVar{
 	{"DATABASE_URL", DefaultDatabaseURL, "Postgres connection URL"},
 	{"NATS_URL", DefaultNATSURL, "NATS server URL(s), comma-separated"},
 	{"NATS_CREDS_FILE", "", "NATS credentials file (JWT and NKey seed)"},
@@ -79,6 +80,16 @@ var EnvVars = []EnvVar{
 	{"BOUNCER_CAMPAIGN_HEADERS", strings.Join(classify.DefaultCampaignHeaders, ","), "header fields carrying its campaign id, in order (+NAME,... adds before these)"},
 	{"BOUNCER_SUBSCRIBER_HEADERS", strings.Join(classify.DefaultSubscriberHeaders, ","), "header fields carrying the platform's subscriber id, in order (+NAME,... adds before these)"},
 	{"BOUNCER_MAX_RECIPIENTS", strconv.Itoa(store.DefaultMaxRecipients), "a message listing more failed recipients is recorded but suppresses nothing"},
+}, webhookEnvVars()...)
+
+// webhookEnvVars are the webhook intake's variables (package webhook,
+// read by FromEnv).
+func webhookEnvVars() []EnvVar {
+	out := make([]EnvVar, len(webhook.EnvVars))
+	for i, v := range webhook.EnvVars {
+		out[i] = EnvVar{v.Name, v.Default, v.Doc}
+	}
+	return out
 }
 
 // softCategories is the default of BOUNCER_SOFT_CATEGORIES.
@@ -163,6 +174,9 @@ type Config struct {
 	// fields.
 	Headers HeaderConfig
 
+	// Webhooks configures the ESP webhook endpoints (package webhook).
+	Webhooks webhook.Config
+
 	// OutboxRetention is how long published events stay in the outbox; 0
 	// keeps them.
 	OutboxRetention time.Duration
@@ -197,6 +211,7 @@ func DefaultConfig() Config {
 		BackoffMax:      DefaultBackoffMax,
 		Stream:          StreamConfig{Replicas: 1, Retention: "limits"},
 		OutboxRetention: DefaultOutboxRetention,
+		Webhooks:        webhook.DefaultConfig(),
 	}
 }
 
@@ -262,6 +277,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		errs = append(errs, err)
 	} else {
 		c.Headers = h
+	}
+	if err := c.Webhooks.FromEnv(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	if tc, err := TrustFromEnv(getenv); err != nil {
 		errs = append(errs, err)

@@ -69,6 +69,14 @@ type relay struct {
 	log  *slog.Logger
 }
 
+// kick wakes the relay without blocking: events were committed.
+func (r *relay) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
 // run relays until ctx ends. NATS or Postgres being away only delays it.
 func (r *relay) run(ctx context.Context) error {
 	const lease = "outbox"

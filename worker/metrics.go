@@ -201,7 +201,8 @@ func (b *statusBoard) snapshot() (map[string]status, bool) {
 // demo` shows its progress with bouncer_messages_total).
 func (w *Worker) Gatherer() prometheus.Gatherer { return w.metrics.reg }
 
-// Routes registers /healthz, /readyz and /metrics on mux. The caller may
+// Routes registers /healthz, /readyz, /metrics and the configured
+// webhook endpoints (/webhooks/<provider>, package webhook) on mux. The caller may
 // mount more handlers (the explain page) on the same mux.
 func (w *Worker) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
@@ -233,6 +234,7 @@ func (w *Worker) Routes(mux *http.ServeMux) {
 		json.NewEncoder(rw).Encode(body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.metrics.reg, promhttp.HandlerOpts{}))
+	w.hooks.Register(mux)
 }
 
 // backoff is a capped exponential backoff with "equal jitter": each wait

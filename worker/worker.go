@@ -26,6 +26,7 @@ import (
 
 	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
 
 // Worker works the configured mailboxes. Build it with New, start it with
@@ -40,6 +41,7 @@ type Worker struct {
 	status  statusBoard
 	relay   *relay
 	trust   *trustPolicy
+	hooks   *webhook.Handler
 }
 
 // New returns a Worker for cfg, which must have passed Validate. db and nc
@@ -63,6 +65,11 @@ func New(cfg Config, db *store.DB, nc *nats.Conn, log *slog.Logger) (*Worker, er
 	w.status = statusBoard{m: map[string]*status{}, ready: w.metrics.mailboxReady}
 	w.trust = newTrustPolicy(cfg.Trust, w.metrics.reg)
 	w.relay = &relay{w: w, js: js, wake: make(chan struct{}, 1), log: log.With("component", "relay")}
+	w.hooks, err = webhook.New(cfg.Webhooks, db, webhook.Options{Log: log.With("component", "webhook"),
+		Registerer: w.metrics.reg, Classifier: w.cls, Notify: w.relay.kick})
+	if err != nil {
+		return nil, err
+	}
 	for i := range cfg.Mailboxes {
 		w.status.set(cfg.Mailboxes[i].Key, stateStarting, nil)
 		w.metrics.reconnects.WithLabelValues(cfg.Mailboxes[i].Key) // a series from the start

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/bouncer-mail/bouncer/worker"
+	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
 
 // env is what every command gets from the process: its streams and its
@@ -93,11 +94,15 @@ func run(ctx context.Context, e *env, args []string) error {
 
 // commandSecrets gathers the secrets a command may be given: the
 // passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
-// argument that holds a URL, the IMAP password, the explain token and the
+// argument that holds a URL, the IMAP password, the explain token, the
+// webhook secrets (BOUNCER_WEBHOOK_*, also from their files) and the
 // mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
 func commandSecrets(getenv func(string) string, args []string) []string {
 	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
 	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN"), erasureSecret(getenv)}
+	hooks := webhook.DefaultConfig()
+	hooks.FromEnv(getenv) // a bad setting is the command's to report; the secrets read are kept out all the same
+	bare = append(bare, hooks.Secrets()...)
 	configs := []string{getenv("BOUNCER_CONFIG")}
 	for i, a := range args {
 		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +171,23 @@ func TestRunWarnsPlaintextDatabase(t *testing.T) {
 		}
 		if strings.Contains(out, pw) {
 			t.Errorf("bouncer run: the password appears in its log:\n%s", out)
+		}
+	}
+}
+
+// The webhook secrets, from the environment or their files, are among the
+// secrets kept out of logs and errors.
+func TestWebhookSecretsScrubbed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mailgun.key")
+	if err := os.WriteFile(file, []byte("mg-key-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"BOUNCER_WEBHOOK_MAILGUN_KEY_FILE": file, "BOUNCER_WEBHOOK_POSTMARK_USER": "pm",
+		"BOUNCER_WEBHOOK_POSTMARK_PASSWORD": "pm-password-1", "BOUNCER_WEBHOOK_POSTMARK_TOKEN": "pm-token-2"}
+	got := commandSecrets(func(k string) string { return vars[k] }, []string{"run"})
+	for _, want := range []string{"mg-key-from-file", "pm-password-1", "pm-token-2"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("commandSecrets(webhook settings) = %q, want it to hold %q", got, want)
 		}
 	}
 }

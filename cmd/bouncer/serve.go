@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/bouncer-mail/bouncer/classify"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/api"
 	"github.com/bouncer-mail/bouncer/cmd/bouncer/internal/explain"
 	"github.com/bouncer-mail/bouncer/store"
+	"github.com/bouncer-mail/bouncer/worker/webhook"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -68,11 +70,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	mux := http.NewServeMux()
 	h.Register(mux)
 	api.New(db, api.Options{Logger: log}).Register(mux, h.Protect)
+	handler, err := serveWebhooks(e, mux, db, c, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := newHTTPServer(mux, log)
+	srv := newHTTPServer(handler, log)
 	log.Info("explain page listening", "url", "http://"+ln.Addr().String()+"/",
 		"token", token != "", "lookup", db != nil)
 	errc := make(chan error, 1)
@@ -136,4 +142,28 @@ func openLookupDB(ctx context.Context, url string, erasureKey []byte, log *slog.
 		return nil
 	}
 	return db
+}
+
+// serveWebhooks returns page with the configured webhook endpoints
+// (BOUNCER_WEBHOOK_*) mounted beside it, or page alone when none is. The
+// events are saved to db's outbox; a `bouncer run` relays them to NATS.
+func serveWebhooks(e *env, page http.Handler, db *store.DB, c *classify.Classifier, log *slog.Logger) (http.Handler, error) {
+	cfg := webhook.DefaultConfig()
+	if err := cfg.FromEnv(e.getenv); err != nil {
+		return nil, fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	if !cfg.Enabled() {
+		return page, nil
+	}
+	if db == nil {
+		return nil, fmt.Errorf("%w: serve: BOUNCER_WEBHOOK_* set but no usable DATABASE_URL to save the events to", errUsage)
+	}
+	hooks, err := webhook.New(cfg, db, webhook.Options{Log: log.With("component", "webhook"), Classifier: c})
+	if err != nil {
+		return nil, fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	mux := http.NewServeMux()
+	hooks.Register(mux)
+	mux.Handle("/", page)
+	return mux, nil
 }
