@@ -90,6 +90,9 @@ WHERE address = $1`},
 UPDATE suppressions SET address = $3, address_raw = $3, note = ` + rr("note") + `, removed_why = ` + rr("removed_why") + `
 WHERE address = $1`},
 	{"sent_messages", "the messages sent to it deleted", `DELETE FROM sent_messages WHERE recipient = $1`},
+	{"webhook_events", "providers' raw payloads naming it: its spellings replaced (the bytes read with escapes, so a payload that is not UTF-8 is kept intact around them)", `
+UPDATE webhook_events SET payload = decode(` + rr("encode(payload, 'escape')") + `, 'escape')
+WHERE $1::text <> '' AND encode(payload, 'escape') ~* $2`},
 	{"outbox", "events naming it, published or not: its spellings replaced in the payload", `
 UPDATE outbox SET payload = ` + rr("payload::text") + `::json
 WHERE $1::text <> '' AND payload::text ~* $2`}, // $1 named only to type it
