@@ -377,14 +377,14 @@ func (h *Handler) bulkUndo(w http.ResponseWriter, r *http.Request) {
 }
 
 // seams escapes s for HTML and marks where a long address, domain or rule
-// may wrap: after @, dots, colons and slashes (<wbr>). Nowhere else can a
+// may wrap: after @, dots, colons, slashes and plus signs (<wbr>). Nowhere else can a
 // word break: the style sheet never breaks words.
 func seams(s string) template.HTML {
 	var b strings.Builder
 	for _, r := range s {
 		b.WriteString(template.HTMLEscapeString(string(r)))
 		switch r {
-		case '@', '.', ':', '/':
+		case '@', '.', ':', '/', '+':
 			b.WriteString("<wbr>")
 		}
 	}
