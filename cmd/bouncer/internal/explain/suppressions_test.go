@@ -7,6 +7,8 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -319,6 +321,23 @@ func TestSuppressionsToken(t *testing.T) {
 	} {
 		if resp, page := do(t, req); resp.StatusCode != 401 || !strings.Contains(page, `action="/login"`) {
 			t.Errorf("%s %s without the token = %d, want 401 and the login form", req.Method, req.URL.Path, resp.StatusCode)
+		}
+	}
+}
+
+// The README documents every route of the suppressions page.
+func TestSuppressionsReadme(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range Paths {
+		if !strings.HasPrefix(p, "/suppressions") {
+			continue
+		}
+		if !strings.Contains(string(b), "`GET "+p) && !strings.Contains(string(b), "`POST "+p) {
+			t.Errorf("README does not document %s", p)
 		}
 	}
 }
