@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,62 +56,84 @@ type ReviewRow struct {
 	Rule string // the rule of the evidence bounce; "" for a manual one
 }
 
-// reviewWhere is the WHERE clause of a search; $1..$11 are reviewArgs.
-const reviewWhere = `
-WHERE ($1 = '' OR s.address = $1)
-  AND ($2 = '' OR s.domain = $2)
-  AND ($3 = '' OR s.list_id = $3)
-  AND (NOT $4 OR s.list_id = '')
-  AND ($5 = '' OR s.reason = $5)
-  AND ($6 = '' OR b.rule = $6)
-  AND ($7 = '' OR s.category = $7)
-  AND ($8::timestamptz IS NULL OR s.created_at >= $8)
-  AND ($9::timestamptz IS NULL OR s.created_at < $9)
-  AND CASE $10
-      WHEN 'active' THEN s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $11)
-      WHEN 'lifted' THEN s.removed_at IS NOT NULL OR s.expires_at <= $11
-      ELSE true END`
+// where is a WHERE clause built from the filters given, so that the
+// planner sees only those: one statement with every filter optional gets a
+// generic plan that reads the whole table.
+type where struct {
+	conds []string
+	args  []any
+}
 
-const searchSuppressionsSQL = `
-SELECT ` + suppressionCols + `, coalesce(b.rule, '')
-FROM suppressions AS s LEFT JOIN bounces b ON b.id = s.bounce_id` + reviewWhere + `
-  AND ($12 = 0 OR s.id < $12)
-ORDER BY s.id DESC
-LIMIT $13`
-
-const countSuppressionsSQL = `
-SELECT count(*)
-FROM suppressions AS s LEFT JOIN bounces b ON b.id = s.bounce_id` + reviewWhere
-
-// reviewArgs checks f and returns the arguments of reviewWhere.
-func (db *DB) reviewArgs(f *ReviewFilter) ([]any, error) {
-	switch f.State {
-	case "":
-		f.State = StateActive
-	case StateActive, StateLifted, StateAll:
-	default:
-		return nil, fmt.Errorf("%w: state %q (want active, lifted or all)", ErrInvalid, f.State)
+// add adds cond, in which ? stands for arg (when arg is not nil).
+func (w *where) add(cond string, arg any) {
+	if arg != nil {
+		w.args = append(w.args, arg)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
 	}
+	w.conds = append(w.conds, cond)
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// ruleCond selects the suppressions whose evidence bounce a rule decided.
+const ruleCond = `s.bounce_id IN (SELECT id FROM bounces WHERE rule = ?)`
+
+// activeCond selects the suppressions in force at ?.
+const activeCond = `s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > ?)`
+
+// reviewWhere checks f and returns its WHERE clause, the cursor aside.
+func (db *DB) reviewWhere(f *ReviewFilter) (*where, error) {
 	if f.Reason != "" && f.Reason.rank() == 0 {
 		return nil, fmt.Errorf("%w: reason %q", ErrInvalid, f.Reason)
 	}
 	if f.Limit < 0 || f.Before < 0 {
 		return nil, fmt.Errorf("%w: limit %d, before %d (want 0 or more)", ErrInvalid, f.Limit, f.Before)
 	}
-	var addr, domain string
-	if q := strings.TrimSpace(f.Query); strings.Contains(q, "@") {
-		addr, _ = NormalizeAddress(q)
-	} else {
-		domain = strings.TrimSuffix(strings.ToLower(q), ".")
+	w := &where{}
+	switch f.State {
+	case "", StateActive:
+		w.add(activeCond, db.clock())
+	case StateLifted:
+		w.add(`(s.removed_at IS NOT NULL OR s.expires_at <= ?)`, db.clock())
+	case StateAll:
+	default:
+		return nil, fmt.Errorf("%w: state %q (want active, lifted or all)", ErrInvalid, f.State)
 	}
-	return []any{addr, domain, f.ListID, f.Global, string(f.Reason), f.Rule, string(f.Category),
-		optTime(f.From), optTime(f.To), string(f.State), db.clock()}, nil
+	if q := strings.TrimSpace(f.Query); strings.Contains(q, "@") {
+		addr, _ := NormalizeAddress(q)
+		w.add(`s.address = ?`, addr)
+	} else if q != "" {
+		w.add(`s.domain = ?`, strings.TrimSuffix(strings.ToLower(q), "."))
+	}
+	for _, c := range []struct {
+		cond string
+		val  string
+	}{{`s.list_id = ?`, f.ListID}, {`s.reason = ?`, string(f.Reason)}, {ruleCond, f.Rule}, {`s.category = ?`, string(f.Category)}} {
+		if c.val != "" {
+			w.add(c.cond, c.val)
+		}
+	}
+	if f.Global {
+		w.add(`s.list_id = ''`, nil)
+	}
+	if !f.From.IsZero() {
+		w.add(`s.created_at >= ?`, f.From)
+	}
+	if !f.To.IsZero() {
+		w.add(`s.created_at < ?`, f.To)
+	}
+	return w, nil
 }
 
 // SearchSuppressions returns a page of the suppressions f selects, newest
 // first, and the cursor of the next page (0: this was the last).
 func (db *DB) SearchSuppressions(ctx context.Context, f ReviewFilter) ([]ReviewRow, int64, error) {
-	args, err := db.reviewArgs(&f)
+	w, err := db.reviewWhere(&f)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -118,7 +141,12 @@ func (db *DB) SearchSuppressions(ctx context.Context, f ReviewFilter) ([]ReviewR
 	if limit == 0 {
 		limit = 50
 	}
-	rows, err := db.pool.Query(ctx, searchSuppressionsSQL, append(args, f.Before, limit+1)...)
+	if f.Before > 0 {
+		w.add(`s.id < ?`, f.Before)
+	}
+	q := `SELECT ` + suppressionCols + `, coalesce((SELECT b.rule FROM bounces b WHERE b.id = s.bounce_id), '')
+FROM suppressions AS s` + w.String() + ` ORDER BY s.id DESC LIMIT ` + strconv.Itoa(limit+1)
+	rows, err := db.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: search suppressions: %w", mapErr(err))
 	}
@@ -142,12 +170,12 @@ func (db *DB) SearchSuppressions(ctx context.Context, f ReviewFilter) ([]ReviewR
 // CountSuppressions counts the suppressions f selects (its Limit and
 // Before aside).
 func (db *DB) CountSuppressions(ctx context.Context, f ReviewFilter) (int, error) {
-	args, err := db.reviewArgs(&f)
+	w, err := db.reviewWhere(&f)
 	if err != nil {
 		return 0, err
 	}
 	var n int
-	if err := db.pool.QueryRow(ctx, countSuppressionsSQL, args...).Scan(&n); err != nil {
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM suppressions AS s`+w.String(), w.args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count suppressions: %w", mapErr(err))
 	}
 	return n, nil
@@ -269,43 +297,35 @@ type UndoPreview struct {
 // longer what was previewed: preview again.
 var ErrPreviewStale = errors.New("store: the suppressions changed since the preview")
 
-// bulkWhere selects the suppressions in force of a BulkSelect: $1 rule, $2
-// day start, $3 day end, $4 now.
-const bulkWhere = `
-FROM suppressions AS s LEFT JOIN bounces b ON b.id = s.bounce_id
-WHERE s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $4)
-  AND ($1 = '' OR b.rule = $1)
-  AND ($2::timestamptz IS NULL OR (s.created_at >= $2 AND s.created_at < $3))`
-
-const bulkPreviewSQL = `SELECT count(*), coalesce(max(s.id), 0)` + bulkWhere
-
-const bulkTargetsSQL = `SELECT s.id, s.address, s.list_id` + bulkWhere + `
-  AND s.id <= $5
-ORDER BY s.id`
-
-func (sel *BulkSelect) args(now time.Time) ([]any, error) {
+// where returns the WHERE clause of the suppressions in force sel names.
+func (sel *BulkSelect) where(now time.Time) (*where, error) {
 	sel.Rule = strings.TrimSpace(sel.Rule)
 	if sel.Rule == "" && sel.Day.IsZero() {
 		return nil, fmt.Errorf("%w: bulk undo: name a rule or a day", ErrInvalid)
 	}
-	var from, to *time.Time
+	w := &where{}
+	w.add(activeCond, now)
+	if sel.Rule != "" {
+		w.add(ruleCond, sel.Rule)
+	}
 	if !sel.Day.IsZero() {
 		d := sel.Day.UTC().Truncate(24 * time.Hour)
-		e := d.Add(24 * time.Hour)
-		from, to = &d, &e
+		w.add(`s.created_at >= ?`, d)
+		w.add(`s.created_at < ?`, d.Add(24*time.Hour))
 	}
-	return []any{sel.Rule, from, to, now}, nil
+	return w, nil
 }
 
 // PreviewBulkUndo counts the suppressions in force that sel names, and the
 // highest of their ids, which bounds what BulkUndo lifts.
 func (db *DB) PreviewBulkUndo(ctx context.Context, sel BulkSelect) (UndoPreview, error) {
-	args, err := sel.args(db.clock())
+	w, err := sel.where(db.clock())
 	if err != nil {
 		return UndoPreview{}, err
 	}
 	var p UndoPreview
-	if err := db.pool.QueryRow(ctx, bulkPreviewSQL, args...).Scan(&p.Count, &p.MaxID); err != nil {
+	q := `SELECT count(*), coalesce(max(s.id), 0) FROM suppressions AS s` + w.String()
+	if err := db.pool.QueryRow(ctx, q, w.args...).Scan(&p.Count, &p.MaxID); err != nil {
 		return UndoPreview{}, fmt.Errorf("store: preview bulk undo: %w", mapErr(err))
 	}
 	return p, nil
@@ -325,13 +345,15 @@ func (db *DB) BulkUndo(ctx context.Context, sel BulkSelect, p UndoPreview, by, w
 	if p.Count <= 0 || p.Count > MaxBulkUndo {
 		return 0, fmt.Errorf("%w: bulk undo of %d suppressions (want 1 to %d)", ErrInvalid, p.Count, MaxBulkUndo)
 	}
-	args, err := sel.args(db.clock())
+	w, err := sel.where(db.clock())
 	if err != nil {
 		return 0, err
 	}
+	w.add(`s.id <= ?`, p.MaxID)
+	q := `SELECT s.id, s.address, s.list_id FROM suppressions AS s` + w.String() + ` ORDER BY s.id`
 	n := 0
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, bulkTargetsSQL, append(args, p.MaxID)...)
+		rows, err := tx.Query(ctx, q, w.args...)
 		if err != nil {
 			return err
 		}

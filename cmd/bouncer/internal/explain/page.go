@@ -41,6 +41,7 @@ var (
 		},
 		"seams":      seams,
 		"now":        time.Now,
+		"maxBulk":    func() int { return store.MaxBulkUndo },
 		"categories": func() []classify.Category { return classify.Categories },
 		"reasons": func() []store.Reason {
 			return []store.Reason{store.ReasonHard, store.ReasonSoft, store.ReasonComplaint, store.ReasonManual, store.ReasonUnsubscribe}

@@ -359,6 +359,10 @@ func (h *Handler) bulkUndo(w http.ResponseWriter, r *http.Request) {
 		p.Error = "The suppressions changed since the preview, so nothing was undone. Here is the new count: confirm again."
 		h.preview(w, r, p, sel, http.StatusConflict)
 		return
+	case errors.Is(err, store.ErrInvalid):
+		p.Error = "Nothing was undone: " + strings.TrimPrefix(err.Error(), "store: invalid argument: ") + "."
+		h.preview(w, r, p, sel, http.StatusBadRequest)
+		return
 	case err != nil:
 		h.log.Warn("explain: bulk undo", "err", err)
 		p.Error = "The database did not answer; nothing was undone. Try again later."
