@@ -183,4 +183,31 @@ func TestSuppressionsBrowser(t *testing.T) {
 		evs[0].Suppression.RemovedWhy != "address works again, confirmed with the customer" {
 		t.Errorf("suppression.removed events after undo in the browser = %+v, want one by dana with the reason", evs)
 	}
+
+	// Bulk undo of one rule's suppressions: preview, then confirm.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/suppressions"),
+		chromedp.WaitVisible(chromedp.ID("bulk-rule")),
+		chromedp.SendKeys(chromedp.ID("bulk-rule"), rules[0]),
+	); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, ctx, "preview-button")
+	if got := text(t, ctx, "preview-count"); !strings.HasPrefix(got, "5 suppressions") {
+		t.Fatalf("bulk preview says %q, want 5 suppressions", got)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("why"), "rule misfired on the digest")); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, ctx, "confirm-button")
+	if got := text(t, ctx, "notice"); !strings.Contains(got, "Lifted 5 suppressions") {
+		t.Errorf("after bulk undo the page says %q, want Lifted 5 suppressions", got)
+	}
+	screenshot(t, ctx, "suppressions-bulk-undone-1280.png")
+	if got := r.member(t, long[0]); got != "subscribed" {
+		t.Errorf("list membership of %s after bulk undo = %s, want subscribed", long[0], got)
+	}
+	if evs := r.removedEvents(t, long[0]); len(evs) != 1 || evs[0].Suppression.RemovedWhy != "rule misfired on the digest" {
+		t.Errorf("suppression.removed events of %s after bulk undo = %+v, want one with the reason", long[0], evs)
+	}
 }
