@@ -32,9 +32,11 @@ type candidate struct {
 
 type suppKey struct{ address, listID string }
 
-// removal asks to remove the open suppression of an address in one scope.
+// removal asks to remove the open suppression of an address in one scope;
+// with id set, only that suppression (none when another is open now).
 type removal struct {
 	address, listID, by, why string
+	id                       int64
 }
 
 // applyOutcome is what applySuppressions did.
@@ -86,12 +88,14 @@ SELECT ` + suppressionCols + `, ` + evidenceCols + `
 FROM x AS s ` + evidenceJoin + `
 ORDER BY s.id`
 
-// removeSQL closes the open suppression of each (address, list_id).
+// removeSQL closes the open suppression of each (address, list_id), or
+// only the suppression of id when it is not 0.
 const removeSQL = `
 WITH x AS (
     UPDATE suppressions AS s SET removed_at = $5, removed_by = r.by, removed_why = r.why
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(address, list_id, by, why)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::bigint[]) AS r(address, list_id, by, why, id)
     WHERE s.address = r.address AND s.list_id = r.list_id AND s.removed_at IS NULL
+      AND (r.id = 0 OR s.id = r.id)
     RETURNING s.*
 )
 SELECT ` + suppressionCols + `, ` + evidenceCols + `
@@ -303,10 +307,11 @@ func (r *policyRun) queueRead(b *pgx.Batch, addrs []string) {
 	if len(r.removals) > 0 {
 		n := len(r.removals)
 		ra, rl, rb, rw := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ri := make([]int64, n)
 		for i, x := range r.removals {
-			ra[i], rl[i], rb[i], rw[i] = x.address, x.listID, x.by, x.why
+			ra[i], rl[i], rb[i], rw[i], ri[i] = x.address, x.listID, x.by, x.why, x.id
 		}
-		b.Queue(removeSQL, ra, rl, rb, rw, r.now).Query(r.scanClosed)
+		b.Queue(removeSQL, ra, rl, rb, rw, r.now, ri).Query(r.scanClosed)
 	}
 	b.Queue(openSuppressionsSQL, addrs).Query(r.scanOpen)
 	r.queueErased(b, addrs)

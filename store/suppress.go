@@ -193,23 +193,45 @@ func (db *DB) Unsuppress(ctx context.Context, address, listID, by, why string) (
 	if by == "" || why == "" {
 		return Suppression{}, fmt.Errorf("%w: unsuppress %s: say who and why", ErrInvalid, addr)
 	}
-	now := db.clock()
 	r := removal{address: addr, listID: listID, by: cleanText(by, 256), why: cleanText(why, 2048)}
-	var out applyOutcome
+	var removed []Suppression
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var err error
-		out, err = db.applySuppressions(ctx, tx, now, nil, []removal{r}, nil)
+		removed, err = db.remove(ctx, tx, []removal{r})
 		return err
 	})
 	if err != nil {
 		return Suppression{}, fmt.Errorf("store: unsuppress %s: %w", addr, mapErr(err))
 	}
+	if len(removed) == 0 {
+		return Suppression{}, fmt.Errorf("%w: %s in %s scope", ErrNotSuppressed, addr, scopeName(listID))
+	}
+	return removed[0], nil
+}
+
+// remove is the one path every undo takes (Unsuppress, UnsuppressID,
+// BulkUndo): in tx, under the addresses' locks, it closes the requested
+// suppressions recording who and why, puts back the list memberships they
+// changed and writes their suppression.removed events. It returns the
+// suppressions it closed at the request, in id order; expired ones it
+// closed on the way are not among them.
+func (db *DB) remove(ctx context.Context, tx pgx.Tx, rs []removal) ([]Suppression, error) {
+	out, err := db.applySuppressions(ctx, tx, db.clock(), nil, rs, nil)
+	if err != nil {
+		return nil, err
+	}
+	want := make(map[suppKey]removal, len(rs))
+	for _, r := range rs {
+		want[suppKey{r.address, r.listID}] = r
+	}
+	var removed []Suppression
 	for _, s := range out.removals {
-		if s.Address == addr && s.ListID == listID && s.RemovedBy == r.by {
-			return s, nil
+		r, ok := want[suppKey{s.Address, s.ListID}]
+		if ok && s.RemovedBy == r.by && s.RemovedWhy == r.why && (r.id == 0 || r.id == s.ID) {
+			removed = append(removed, s)
 		}
 	}
-	return Suppression{}, fmt.Errorf("%w: %s in %s scope", ErrNotSuppressed, addr, scopeName(listID))
+	return removed, nil
 }
 
 func scopeName(listID string) string {

@@ -213,8 +213,15 @@ func TestServeLookupFromDatabaseURL(t *testing.T) {
 	if m := s.logged("explain page listening"); m["lookup"] != true || m["token"] != false {
 		t.Errorf("listening line %v, want lookup true and token false", m)
 	}
-	if code, page := fetch(t, "GET", s.url+"/lookup?address=someone%40example.org", "", nil); code != 200 || !strings.Contains(page, "History of someone@example.org") {
+	if code, page := fetch(t, "GET", s.url+"/lookup?address=someone%40example.org", "", nil); code != 200 || !strings.Contains(page, "History of someone@<wbr>example.<wbr>org") {
 		t.Errorf("GET /lookup = %d, want the address's (empty) history", code)
+	}
+	// The suppressions page is mounted too.
+	if code, page := fetch(t, "GET", s.url+"/suppressions", "", nil); code != 200 || !strings.Contains(page, "0 suppressions") {
+		t.Errorf("GET /suppressions = %d, want the (empty) search page", code)
+	}
+	if code, _ := fetch(t, "GET", s.url+"/suppressions/1", "", nil); code != 404 {
+		t.Errorf("GET /suppressions/1 = %d, want 404 (none yet)", code)
 	}
 }
 

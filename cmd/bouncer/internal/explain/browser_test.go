@@ -70,6 +70,13 @@ func artifacts(t *testing.T) string {
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	var out bytes.Buffer
+	// Registered first, so it runs last: after the allocator's cancel has
+	// waited for the goroutine that copies chromium's output into out.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("chromium's output:\n%s", out.String())
+		}
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
@@ -94,11 +101,6 @@ func browser(t *testing.T) context.Context {
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("start chromium: %v\n%s", err, out.String())
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("chromium's output:\n%s", out.String())
-		}
-	})
 	return bctx
 }
 

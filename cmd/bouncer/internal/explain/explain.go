@@ -11,6 +11,8 @@
 //	                       parse --json -` prints, without the "file" field
 //	GET  /lookup?address=  an address's suppressions and bounce history, when
 //	                       a database is configured
+//	/suppressions...       the suppressions page: search, evidence, undo and
+//	                       bulk undo (see suppressions.go), with a database
 //	POST /login, /logout   the page's token session (see Options.Token)
 //
 // The page is plain HTML from an embed.FS, rendered with html/template; it
@@ -113,6 +115,11 @@ func New(c *classify.Classifier, db *store.DB, opts Options) *Handler {
 	mux.HandleFunc("POST /{$}", h.submit)
 	mux.HandleFunc("POST /api/v1/parse", h.api)
 	mux.HandleFunc("GET /lookup", h.lookup)
+	mux.HandleFunc("GET /suppressions", h.suppressions)
+	mux.HandleFunc("GET /suppressions/{id}", h.suppression)
+	mux.HandleFunc("POST /suppressions/{id}/undo", h.undo)
+	mux.HandleFunc("GET /suppressions/undo", h.bulkPreviewPage)
+	mux.HandleFunc("POST /suppressions/undo", h.bulkUndo)
 	mux.HandleFunc("POST /login", h.login)
 	mux.HandleFunc("POST /logout", h.logout)
 	h.cop = http.NewCrossOriginProtection()
@@ -126,7 +133,8 @@ func New(c *classify.Classifier, db *store.DB, opts Options) *Handler {
 // Paths are the URL paths Handler answers, as http.ServeMux patterns
 // without a method: Register mounts them, and Handler answers every method
 // itself (405 for the wrong one).
-var Paths = []string{"/{$}", "/api/v1/parse", "/lookup", "/login", "/logout"}
+var Paths = []string{"/{$}", "/api/v1/parse", "/lookup", "/login", "/logout",
+	"/suppressions", "/suppressions/{id}", "/suppressions/{id}/undo", "/suppressions/undo"}
 
 // Register mounts h on mux at Paths, beside whatever else mux serves
 // (/metrics, /healthz, /readyz in `bouncer run`).

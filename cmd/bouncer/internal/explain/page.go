@@ -20,7 +20,7 @@ import (
 	"github.com/bouncer-mail/bouncer/store"
 )
 
-//go:embed page.html style.css
+//go:embed page.html suppressions.html style.css
 var files embed.FS
 
 var (
@@ -39,7 +39,14 @@ var (
 			}
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-	}).ParseFS(files, "page.html"))
+		"seams":      seams,
+		"now":        time.Now,
+		"maxBulk":    func() int { return store.MaxBulkUndo },
+		"categories": func() []classify.Category { return classify.Categories },
+		"reasons": func() []store.Reason {
+			return []store.Reason{store.ReasonHard, store.ReasonSoft, store.ReasonComplaint, store.ReasonManual, store.ReasonUnsubscribe}
+		},
+	}).ParseFS(files, "page.html", "suppressions.html"))
 )
 
 func mustRead(name string) string {
