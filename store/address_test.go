@@ -3,8 +3,8 @@ package store
 import (
 	"strings"
 	"testing"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 )
 
 func TestNormalizeAddress(t *testing.T) {
