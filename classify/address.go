@@ -117,6 +117,11 @@ func wideAround(line string, s, e int) bool {
 func readAddrAt(line string, at int, wide bool) (s, e int, addr string, ok bool) {
 	var local string
 	if at > 0 && line[at-1] == '"' {
+		if escaped(line, at-1) {
+			// \"@ is inside a quoted string: no address ends its local
+			// part there.
+			return 0, 0, "", false
+		}
 		q := openingQuote(line, at-1)
 		if q < 0 {
 			return 0, 0, "", false
