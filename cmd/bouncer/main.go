@@ -92,22 +92,31 @@ func run(ctx context.Context, e *env, args []string) error {
 
 // commandSecrets gathers the secrets a command may be given: the
 // passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
-// argument that holds a URL, the IMAP password, the explain token and the
-// mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
+// argument that holds a URL, the IMAP password, the explain token, the
+// mailboxes' passwords of the config file (BOUNCER_CONFIG or --config),
+// and what fileSecrets reads from files.
 func commandSecrets(getenv func(string) string, args []string) []string {
 	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
 	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN")}
 	configs := []string{getenv("BOUNCER_CONFIG")}
+	var flagFiles, configFiles []string
 	for i, a := range args {
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
-			a = v
-			if strings.TrimLeft(k, "-") == "config" {
-				configs = append(configs, v)
-			}
-		} else if strings.TrimLeft(a, "-") == "config" && i+1 < len(args) {
-			configs = append(configs, args[i+1])
+		if !strings.HasPrefix(a, "-") {
+			settings = append(settings, a)
+			continue
 		}
-		settings = append(settings, a)
+		k, v, ok := strings.Cut(a, "=")
+		if ok {
+			settings = append(settings, v)
+		} else if i+1 < len(args) {
+			v = args[i+1] // the next argument, read as a setting on its own
+		}
+		switch strings.TrimLeft(k, "-") {
+		case "config":
+			configs = append(configs, v)
+		case "token-file":
+			flagFiles = append(flagFiles, v)
+		}
 	}
 	for _, path := range configs {
 		var fc worker.FileConfig
@@ -116,8 +125,10 @@ func commandSecrets(getenv func(string) string, args []string) []string {
 		}
 		for _, m := range fc.Mailboxes {
 			settings, bare = append(settings, m.URL), append(bare, m.Password)
+			configFiles = append(configFiles, m.PasswordFile, m.TokenFile)
 		}
 	}
+	bare = append(bare, fileSecrets(getenv, flagFiles, configFiles)...)
 	return worker.Secrets(settings, bare...)
 }
 
