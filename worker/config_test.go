@@ -147,7 +147,8 @@ func TestEnvVarsComplete(t *testing.T) {
 	// process's settings by cmd/bouncer.
 	external := map[string]bool{"BOUNCER_HTTP_TOKEN": true, "BOUNCER_HTTP_TOKEN_FILE": true,
 		"DATABASE_URL": true, "NATS_URL": true, "BOUNCER_HTTP_ADDR": true, "BOUNCER_LOG_LEVEL": true,
-		"NATS_CREDS_FILE": true, "NATS_NKEY_FILE": true, "NATS_TLS_CA": true}
+		"NATS_CREDS_FILE": true, "NATS_NKEY_FILE": true, "NATS_TLS_CA": true,
+		"NATS_TLS_CERT": true, "NATS_TLS_KEY": true}
 	for _, v := range EnvVars {
 		if !read[v.Name] && !external[v.Name] {
 			t.Errorf("EnvVars lists %s, which FromEnv does not read", v.Name)

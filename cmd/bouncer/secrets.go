@@ -14,7 +14,8 @@ var secretFileVars = []string{"BOUNCER_IMAP_PASSWORD_FILE", "BOUNCER_IMAP_TOKEN_
 // scrub list beside those of the environment: the content of every
 // *_FILE variable above and of the config file's password_file and
 // token_file, the secrets of BOUNCER_VERP_KEYS and BOUNCER_VERP_KEYS_FILE
-// (the part after each "id:"), and the JWT and seed of NATS_CREDS_FILE.
+// (the part after each "id:"), the JWT and seed of NATS_CREDS_FILE and the
+// private key of NATS_TLS_KEY.
 // A file that cannot be read adds nothing: the command reports it.
 func fileSecrets(getenv func(string) string, flagFiles, configFiles []string) []string {
 	var out []string
@@ -34,7 +35,9 @@ func fileSecrets(getenv func(string) string, flagFiles, configFiles []string) []
 	// A creds file (nsc's format) is a JWT and an NKey seed between
 	// BEGIN/END lines, with prose around them: the secrets are the lines
 	// that are one long word and not a line of dashes or stars.
-	for line := range strings.SplitSeq(readSecret(getenv("NATS_CREDS_FILE")), "\n") {
+	// So is a PEM private key (NATS_TLS_KEY).
+	pem := readSecret(getenv("NATS_CREDS_FILE")) + "\n" + readSecret(getenv("NATS_TLS_KEY"))
+	for line := range strings.SplitSeq(pem, "\n") {
 		line = strings.TrimSpace(line)
 		if len(line) >= 16 && !strings.ContainsAny(line, " \t") && strings.Trim(line, "-*") == line {
 			out = append(out, line)
