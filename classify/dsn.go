@@ -73,28 +73,7 @@ func parseDSN(body string, max int) dsnReport {
 				inRecipient = true
 			}
 			blank = false
-			switch n {
-			case "final-recipient":
-				cur.Address = dsnAddress(v)
-			case "original-recipient":
-				cur.OriginalAddress = dsnAddress(v)
-			case "x-actual-recipient":
-				if cur.Address == "" {
-					cur.Address = dsnAddress(v)
-				}
-			case "action":
-				cur.Action = strings.ToLower(firstWord(stripComments(v)))
-			case "status":
-				cur.Status = findStatus(v)
-			case "diagnostic-code":
-				cur.Diagnostic = stripType(v)
-			case "remote-mta":
-				cur.RemoteMTA = strings.Trim(stripType(stripComments(v)), "[] ")
-			case "last-attempt-date":
-				if t, ok := parseDate(v); ok {
-					cur.LastAttempt = t
-				}
-			}
+			setRecipientField(cur, n, v)
 			return
 		}
 		if blank && inRecipient {
@@ -146,6 +125,33 @@ func parseDSN(body string, max int) dsnReport {
 	}
 	rep.recipients = out
 	return rep
+}
+
+// setRecipientField sets the field n (a per-recipient field name, lower
+// case) of r to what v says (RFC 3464 §2.3).
+func setRecipientField(r *Recipient, n, v string) {
+	switch n {
+	case "final-recipient":
+		r.Address = dsnAddress(v)
+	case "original-recipient":
+		r.OriginalAddress = dsnAddress(v)
+	case "x-actual-recipient":
+		if r.Address == "" {
+			r.Address = dsnAddress(v)
+		}
+	case "action":
+		r.Action = strings.ToLower(firstWord(stripComments(v)))
+	case "status":
+		r.Status = findStatus(v)
+	case "diagnostic-code":
+		r.Diagnostic = stripType(v)
+	case "remote-mta":
+		r.RemoteMTA = strings.Trim(stripType(stripComments(v)), "[] ")
+	case "last-attempt-date":
+		if t, ok := parseDate(v); ok {
+			r.LastAttempt = t
+		}
+	}
 }
 
 // countFinalRecipients counts the lines of body that start with a
