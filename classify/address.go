@@ -44,7 +44,20 @@ func isDomainChar(c byte) bool {
 
 // addrAt reads the address whose "@" is at line[at]. It returns where the
 // address starts and ends in line and its canonical form, or ok false.
+//
+// An address that a NUL, a byte that is not UTF-8 or U+FFFD touches is not
+// read: the characters around it belong to the address as much as any, and
+// reading past them ("jo\x00hn@example.org" as hn@example.org) would make
+// a different, valid address of one that is not.
 func addrAt(line string, at int) (s, e int, addr string, ok bool) {
+	s, e, addr, ok = addrAtAny(line, at)
+	if ok && (brokenBefore(line, s) || brokenAt(line, e)) {
+		return 0, 0, "", false
+	}
+	return s, e, addr, ok
+}
+
+func addrAtAny(line string, at int) (s, e int, addr string, ok bool) {
 	s, e, addr, ok = readAddrAt(line, at, false)
 	if ok && !wideAround(line, s, e) {
 		return s, e, addr, ok // no UTF-8 address around it
@@ -54,6 +67,26 @@ func addrAt(line string, at int) (s, e int, addr string, ok bool) {
 		return ws, we, waddr, true
 	}
 	return s, e, addr, ok
+}
+
+// brokenBefore reports whether the character before line[i] is a NUL, not
+// UTF-8, or U+FFFD.
+func brokenBefore(line string, i int) bool {
+	if i <= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeLastRuneInString(line[:i])
+	return r == 0 || r == utf8.RuneError
+}
+
+// brokenAt reports whether the character at line[i] is a NUL, not UTF-8,
+// or U+FFFD.
+func brokenAt(line string, i int) bool {
+	if i >= len(line) {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(line[i:])
+	return r == 0 || r == utf8.RuneError
 }
 
 // wideAround reports whether a UTF-8 character joins the ASCII address at
@@ -84,6 +117,11 @@ func wideAround(line string, s, e int) bool {
 func readAddrAt(line string, at int, wide bool) (s, e int, addr string, ok bool) {
 	var local string
 	if at > 0 && line[at-1] == '"' {
+		if escaped(line, at-1) {
+			// \"@ is inside a quoted string: no address ends its local
+			// part there.
+			return 0, 0, "", false
+		}
 		q := openingQuote(line, at-1)
 		if q < 0 {
 			return 0, 0, "", false

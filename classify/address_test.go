@@ -76,7 +76,7 @@ func TestAddressInText(t *testing.T) {
 
 // A DSN field folded over lines (RFC 5322 §2.2.3) gives its address.
 func TestDSNAddressFolded(t *testing.T) {
-	d := parseDSN("Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822;\n\t\"john smith\"@example.org\nAction: failed\nStatus: 5.1.1\n")
+	d := parseDSN("Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822;\n\t\"john smith\"@example.org\nAction: failed\nStatus: 5.1.1\n", 0)
 	if len(d.recipients) != 1 || d.recipients[0].Address != `"john smith"@example.org` {
 		t.Fatalf("recipients = %+v", d.recipients)
 	}

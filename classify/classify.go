@@ -21,7 +21,13 @@ var (
 	ErrTooLarge     = errors.New("message too large")
 	ErrTooManyParts = errors.New("too many MIME parts")
 	ErrTooDeep      = errors.New("MIME parts nested too deep")
-	ErrMalformed    = errors.New("malformed message")
+	// ErrHeaderTooLarge: the message's header block is over
+	// Options.MaxHeaderSize.
+	ErrHeaderTooLarge = errors.New("header block too large")
+	// ErrTooManyRecipients: the message lists more recipients than
+	// Options.MaxRecipients.
+	ErrTooManyRecipients = errors.New("too many recipients")
+	ErrMalformed         = errors.New("malformed message")
 )
 
 // ParseError reports why a message could not be classified.
@@ -56,6 +62,13 @@ type Options struct {
 	MaxParts int
 	// MaxDepth is the deepest multipart nesting accepted (default 20).
 	MaxDepth int
+	// MaxHeaderSize is the largest header block (the message's fields up
+	// to the blank line that ends them) accepted, in bytes (default 256
+	// KiB).
+	MaxHeaderSize int
+	// MaxRecipients is the most recipients (DSN recipient blocks, or
+	// addresses a notice names) read from one message (default 100,000).
+	MaxRecipients int
 	// ListHeaders, CampaignHeaders and SubscriberHeaders are the header
 	// fields of the returned original that carry its list id, campaign id
 	// and subscriber id, each in order of preference: the first one present
@@ -92,10 +105,13 @@ var DefaultSubscriberHeaders = []string{
 	"X-Listmonk-Subscriber", "X-Email-Id", "X-Subscriber-Id", "X-Recipient-Id",
 }
 
+// The defaults of Options' limits.
 const (
-	defaultMaxSize  = 32 << 20
-	defaultMaxParts = 500
-	defaultMaxDepth = 20
+	DefaultMaxSize       = 32 << 20
+	DefaultMaxParts      = 500
+	DefaultMaxDepth      = 20
+	DefaultMaxHeaderSize = 256 << 10
+	DefaultMaxRecipients = 100_000
 )
 
 // Classifier classifies messages. It is safe for concurrent use.
@@ -106,13 +122,19 @@ type Classifier struct {
 // New returns a Classifier with the given options.
 func New(opts Options) *Classifier {
 	if opts.MaxSize <= 0 {
-		opts.MaxSize = defaultMaxSize
+		opts.MaxSize = DefaultMaxSize
 	}
 	if opts.MaxParts <= 0 {
-		opts.MaxParts = defaultMaxParts
+		opts.MaxParts = DefaultMaxParts
 	}
 	if opts.MaxDepth <= 0 {
-		opts.MaxDepth = defaultMaxDepth
+		opts.MaxDepth = DefaultMaxDepth
+	}
+	if opts.MaxHeaderSize <= 0 {
+		opts.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = DefaultMaxRecipients
 	}
 	if len(opts.ListHeaders) == 0 {
 		opts.ListHeaders = DefaultListHeaders

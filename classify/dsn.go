@@ -13,6 +13,9 @@ type dsnReport struct {
 	reportingMTA string
 	arrival      time.Time
 	recipients   []Recipient
+	// tooMany says the body has more recipient blocks than parseDSN's max:
+	// reading stopped there, and recipients holds the first max.
+	tooMany bool
 }
 
 // perRecipientField lists the fields that belong to a per-recipient block
@@ -29,9 +32,19 @@ func perRecipientField(name string) bool {
 
 // parseDSN reads the fields of a delivery-status body. It is lenient the way
 // real MTAs need: odd case, folded lines, comments, missing blank lines
-// between blocks, missing fields.
-func parseDSN(body string) dsnReport {
+// between blocks, missing fields. It reads at most max recipient blocks
+// (none when max <= 0): past them it stops and sets tooMany.
+func parseDSN(body string, max int) dsnReport {
 	var rep dsnReport
+	// One Final-Recipient per block is the rule: sized so, the slice is
+	// not grown by doubling, which for 75,000 recipients allocated twice
+	// what it keeps.
+	if n := countFinalRecipients(body); n > 0 {
+		if max > 0 {
+			n = min(n, max)
+		}
+		rep.recipients = make([]Recipient, 0, n+1)
+	}
 	var cur *Recipient
 	blank := true // the next field starts a new block
 	inRecipient := false
@@ -51,33 +64,16 @@ func parseDSN(body string) dsnReport {
 				(n == "original-recipient" && cur.OriginalAddress != "") ||
 				(n == "action" && cur.Action != "")
 			if startNew {
+				if max > 0 && len(rep.recipients) >= max {
+					rep.tooMany = true
+					return
+				}
 				rep.recipients = append(rep.recipients, Recipient{})
 				cur = &rep.recipients[len(rep.recipients)-1]
 				inRecipient = true
 			}
 			blank = false
-			switch n {
-			case "final-recipient":
-				cur.Address = dsnAddress(v)
-			case "original-recipient":
-				cur.OriginalAddress = dsnAddress(v)
-			case "x-actual-recipient":
-				if cur.Address == "" {
-					cur.Address = dsnAddress(v)
-				}
-			case "action":
-				cur.Action = strings.ToLower(firstWord(stripComments(v)))
-			case "status":
-				cur.Status = findStatus(v)
-			case "diagnostic-code":
-				cur.Diagnostic = stripType(v)
-			case "remote-mta":
-				cur.RemoteMTA = strings.Trim(stripType(stripComments(v)), "[] ")
-			case "last-attempt-date":
-				if t, ok := parseDate(v); ok {
-					cur.LastAttempt = t
-				}
-			}
+			setRecipientField(cur, n, v)
 			return
 		}
 		if blank && inRecipient {
@@ -94,6 +90,9 @@ func parseDSN(body string) dsnReport {
 		}
 	}
 	for line := range strings.SplitSeq(body, "\n") {
+		if rep.tooMany {
+			break
+		}
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" {
 			apply()
@@ -126,6 +125,51 @@ func parseDSN(body string) dsnReport {
 	}
 	rep.recipients = out
 	return rep
+}
+
+// setRecipientField sets the field n (a per-recipient field name, lower
+// case) of r to what v says (RFC 3464 §2.3).
+func setRecipientField(r *Recipient, n, v string) {
+	switch n {
+	case "final-recipient":
+		r.Address = dsnAddress(v)
+	case "original-recipient":
+		r.OriginalAddress = dsnAddress(v)
+	case "x-actual-recipient":
+		if r.Address == "" {
+			r.Address = dsnAddress(v)
+		}
+	case "action":
+		r.Action = strings.ToLower(firstWord(stripComments(v)))
+	case "status":
+		r.Status = findStatus(v)
+	case "diagnostic-code":
+		r.Diagnostic = stripType(v)
+	case "remote-mta":
+		r.RemoteMTA = strings.Trim(stripType(stripComments(v)), "[] ")
+	case "last-attempt-date":
+		if t, ok := parseDate(v); ok {
+			r.LastAttempt = t
+		}
+	}
+}
+
+// countFinalRecipients counts the lines of body that start with a
+// Final-Recipient field name, in any case.
+func countFinalRecipients(body string) int {
+	const name = "final-recipient:"
+	n := 0
+	for i := 0; i+len(name) <= len(body); {
+		if strings.EqualFold(body[i:i+len(name)], name) {
+			n++
+		}
+		j := strings.IndexByte(body[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return n
 }
 
 // dsnFields are the field names parseDSN acts on, lower case.

@@ -28,7 +28,7 @@ func TestParseDSN(t *testing.T) {
 		"Final-Recipient: rfc822; ok@example.net\n" +
 		"Action: delivered\n" +
 		"Status: 2.0.0\n"
-	d := parseDSN(body)
+	d := parseDSN(body, 0)
 	if d.reportingMTA != "cs.example.org" {
 		t.Errorf("Reporting-MTA = %q, want cs.example.org", d.reportingMTA)
 	}

@@ -21,6 +21,9 @@ func (c *Classifier) Classify(raw []byte) (*Report, error) {
 		return nil, parseErr(ErrMalformed, "empty message")
 	}
 	raw = fixLineEnds(raw)
+	if headerTooLarge(raw, c.opts.MaxHeaderSize) {
+		return nil, parseErr(ErrHeaderTooLarge, "no blank line within the first %d bytes", c.opts.MaxHeaderSize)
+	}
 	if n := bytes.Count(raw, []byte("\n--")); n > 4*c.opts.MaxParts+16 {
 		return nil, parseErr(ErrTooManyParts, "%d boundary-like lines", n)
 	}
@@ -32,7 +35,24 @@ func (c *Classifier) Classify(raw []byte) (*Report, error) {
 		return nil, parseErr(ErrMalformed, "no header fields")
 	}
 	m := &message{c: c, tree: tree, h: tree.header}
-	return m.classify(), nil
+	rep := m.classify()
+	if m.err == nil && len(rep.Recipients) > c.opts.MaxRecipients {
+		m.err = parseErr(ErrTooManyRecipients, "%d recipients, limit %d", len(rep.Recipients), c.opts.MaxRecipients)
+	}
+	if m.err != nil {
+		return nil, m.err
+	}
+	return rep, nil
+}
+
+// headerTooLarge reports whether the header block of raw (LF or CRLF line
+// ends) is longer than limit bytes: no blank line ends it within them.
+func headerTooLarge(raw []byte, limit int) bool {
+	if len(raw) <= limit || raw[0] == '\n' || bytes.HasPrefix(raw, []byte("\r\n")) {
+		return false
+	}
+	win := raw[:limit+1]
+	return !bytes.Contains(win, []byte("\n\n")) && !bytes.Contains(win, []byte("\n\r\n"))
 }
 
 // fixLineEnds turns CR-only line ends (old Macintosh mail) into LF when
@@ -109,6 +129,8 @@ type message struct {
 	origHeader  textproto.MIMEHeader // the returned original's fields that are read
 	cmd         string
 	cmdDone     bool
+
+	err error // a limit the message broke while it was read
 }
 
 // normNotice returns the notice normalized (lower case, folded white
@@ -219,9 +241,12 @@ func (m *message) classify() *Report {
 		rep.FeedbackType = "opt-out"
 		rep.Recipients = []Recipient{complaintRecipient(firstAddress(m.h.Get("From")), "unsubscribe request", "unsubscribe:opt-out")}
 	case m.fromSES(rep):
-	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text())):
+	case m.dsn != nil && m.fromDSN(rep, parseDSN(m.dsn.text(), m.c.opts.MaxRecipients)):
 	case m.fromEmbeddedDSN(rep):
 	case !m.fromNotice(rep):
+		return rep
+	}
+	if m.err != nil {
 		return rep
 	}
 	m.decideAll(rep)
@@ -587,6 +612,10 @@ func complaintRecipient(addr, diagnostic, rule string) Recipient {
 // fromDSN fills rep from the fields of a delivery-status part. It reports
 // false when the part names no recipient.
 func (m *message) fromDSN(rep *Report, d dsnReport) bool {
+	if d.tooMany {
+		m.err = parseErr(ErrTooManyRecipients, "more than %d recipient blocks", m.c.opts.MaxRecipients)
+		return true
+	}
 	if len(d.recipients) == 0 {
 		return false
 	}
@@ -630,7 +659,7 @@ func (m *message) fromEmbeddedDSN(rep *Report) bool {
 		if start < 0 {
 			start = i
 		}
-		d := parseDSN(t[start:])
+		d := parseDSN(t[start:], m.c.opts.MaxRecipients)
 		if len(d.recipients) == 0 {
 			continue
 		}

@@ -373,8 +373,45 @@ func ruleText(w *row, ev *evidence) string {
 		}
 		s = strings.Replace(s, "{text}", t, 1)
 	}
-	return strings.NewReplacer("{phrase}", ev.phrase, "{status}", ev.status,
-		"{stage}", ev.stage, "{code}", strconv.Itoa(ev.r.SMTPCode)).Replace(s)
+	return fillPlaceholders(s, ev)
+}
+
+// fillPlaceholders replaces {phrase}, {status}, {stage} and {code} in s in
+// one pass, left to right, as a strings.Replacer of the four would; built
+// per recipient, that Replacer was most of what classifying a DSN of
+// 75,000 recipients allocated.
+func fillPlaceholders(s string, ev *evidence) string {
+	if strings.IndexByte(s, '{') < 0 {
+		return s
+	}
+	var sb strings.Builder
+	sb.Grow(len(s) + len(ev.phrase))
+	for {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			sb.WriteString(s)
+			return sb.String()
+		}
+		sb.WriteString(s[:i])
+		s = s[i:]
+		switch {
+		case strings.HasPrefix(s, "{phrase}"):
+			sb.WriteString(ev.phrase)
+			s = s[len("{phrase}"):]
+		case strings.HasPrefix(s, "{status}"):
+			sb.WriteString(ev.status)
+			s = s[len("{status}"):]
+		case strings.HasPrefix(s, "{stage}"):
+			sb.WriteString(ev.stage)
+			s = s[len("{stage}"):]
+		case strings.HasPrefix(s, "{code}"):
+			sb.WriteString(strconv.Itoa(ev.r.SMTPCode))
+			s = s[len("{code}"):]
+		default:
+			sb.WriteByte('{')
+			s = s[1:]
+		}
+	}
 }
 
 // noSenderWords reports whether text says "does not accept mail" with no

@@ -55,13 +55,16 @@ func isASCII(s string) bool {
 
 // cleanText makes s storable in a PostgreSQL text column and bounded: valid
 // UTF-8, no NUL bytes, at most max bytes (cut on a rune boundary). Bounces
-// come from anywhere, and one bad byte must not fail a batch.
+// come from anywhere, and one bad byte must not fail a batch. A NUL (which
+// a text column refuses) becomes U+FFFD like any other unreadable byte:
+// dropped, it would join "jo\x00hn@example.org" into a different, valid
+// address.
 func cleanText(s string, max int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	if strings.IndexByte(s, 0) >= 0 {
-		s = strings.ReplaceAll(s, "\x00", "")
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
 	if len(s) > max {
 		cut := max

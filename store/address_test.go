@@ -1,8 +1,10 @@
 package store
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestNormalizeAddress(t *testing.T) {
@@ -16,12 +18,18 @@ func TestNormalizeAddress(t *testing.T) {
 		{"user@xn--bcher-kva.de", "user@xn--bcher-kva.de", "xn--bcher-kva.de"},
 		{"weird\"@\"x@under_score.example", "weird\"@\"x@under_score.example", "under_score.example"},
 		{"no-at-sign", "no-at-sign", ""},
-		{"nul\x00@exa\xffmple.com", "nul@exa\uFFFDmple.com", "exa\uFFFDmple.com"},
+		{"nul\x00@exa\xffmple.com", "nul\uFFFD@exa\uFFFDmple.com", "exa\uFFFDmple.com"},
+		{"jo\x00hn@example.com", "jo\uFFFDhn@example.com", "example.com"},
 	}
 	for _, tt := range tests {
 		addr, domain := NormalizeAddress(tt.in)
 		if addr != tt.addr || domain != tt.domain {
 			t.Errorf("NormalizeAddress(%q) = %q, %q; want %q, %q", tt.in, addr, domain, tt.addr, tt.domain)
+		}
+		// An address with a NUL or a byte that is not UTF-8 in it is
+		// never valid: its bytes must not be dropped into a valid one.
+		if bad := strings.ContainsAny(tt.in, "\x00") || !utf8.ValidString(tt.in); bad && ValidAddress(addr, domain) {
+			t.Errorf("ValidAddress(NormalizeAddress(%q)) = true, want false", tt.in)
 		}
 	}
 }

@@ -33,6 +33,8 @@ var EnvVars = append([]EnvVar{
 	{"NATS_CREDS_FILE", "", "NATS credentials file (JWT and NKey seed)"},
 	{"NATS_NKEY_FILE", "", "file holding a NATS NKey user seed"},
 	{"NATS_TLS_CA", "", "PEM file of CAs trusted for NATS TLS instead of the system pool"},
+	{"NATS_TLS_CERT", "", "PEM file of the client certificate for NATS TLS (with NATS_TLS_KEY)"},
+	{"NATS_TLS_KEY", "", "PEM file of the client certificate's private key (with NATS_TLS_CERT)"},
 	{"BOUNCER_IMAP_URL", "", "bounce mailbox IMAP URL(s), comma-separated (imaps://user@host/INBOX)"},
 	{"BOUNCER_IMAP_PASSWORD", "", "IMAP password for URLs that carry none"},
 	{"BOUNCER_IMAP_PASSWORD_FILE", "", "file holding the IMAP password (wins over BOUNCER_IMAP_PASSWORD)"},

@@ -148,6 +148,7 @@ func TestEnvVarsComplete(t *testing.T) {
 	external := map[string]bool{"BOUNCER_HTTP_TOKEN": true, "BOUNCER_HTTP_TOKEN_FILE": true,
 		"DATABASE_URL": true, "NATS_URL": true, "BOUNCER_HTTP_ADDR": true, "BOUNCER_LOG_LEVEL": true,
 		"NATS_CREDS_FILE": true, "NATS_NKEY_FILE": true, "NATS_TLS_CA": true,
+		"NATS_TLS_CERT": true, "NATS_TLS_KEY": true,
 		"BOUNCER_ERASURE_KEY": true, "BOUNCER_ERASURE_KEY_FILE": true} // cmd/bouncer's erasureKey
 	for _, v := range EnvVars {
 		if !read[v.Name] && !external[v.Name] {

@@ -95,8 +95,9 @@ func run(ctx context.Context, e *env, args []string) error {
 // commandSecrets gathers the secrets a command may be given: the
 // passwords in DATABASE_URL, NATS_URL, BOUNCER_IMAP_URL and in every
 // argument that holds a URL, the IMAP password, the explain token, the
-// webhook secrets (BOUNCER_WEBHOOK_*, also from their files) and the
-// mailboxes' passwords of the config file (BOUNCER_CONFIG or --config).
+// erasure key, the webhook secrets (BOUNCER_WEBHOOK_*, also from their
+// files), the mailboxes' passwords of the config file (BOUNCER_CONFIG or
+// --config), and what fileSecrets reads from files.
 func commandSecrets(getenv func(string) string, args []string) []string {
 	settings := []string{getenv("DATABASE_URL"), getenv("NATS_URL"), getenv("BOUNCER_IMAP_URL")}
 	bare := []string{getenv("BOUNCER_IMAP_PASSWORD"), getenv("BOUNCER_HTTP_TOKEN"), erasureSecret(getenv)}
@@ -104,16 +105,24 @@ func commandSecrets(getenv func(string) string, args []string) []string {
 	hooks.FromEnv(getenv) // a bad setting is the command's to report; the secrets read are kept out all the same
 	bare = append(bare, hooks.Secrets()...)
 	configs := []string{getenv("BOUNCER_CONFIG")}
+	var flagFiles, configFiles []string
 	for i, a := range args {
-		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
-			a = v
-			if strings.TrimLeft(k, "-") == "config" {
-				configs = append(configs, v)
-			}
-		} else if strings.TrimLeft(a, "-") == "config" && i+1 < len(args) {
-			configs = append(configs, args[i+1])
+		if !strings.HasPrefix(a, "-") {
+			settings = append(settings, a)
+			continue
 		}
-		settings = append(settings, a)
+		k, v, ok := strings.Cut(a, "=")
+		if ok {
+			settings = append(settings, v)
+		} else if i+1 < len(args) {
+			v = args[i+1] // the next argument, read as a setting on its own
+		}
+		switch strings.TrimLeft(k, "-") {
+		case "config":
+			configs = append(configs, v)
+		case "token-file":
+			flagFiles = append(flagFiles, v)
+		}
 	}
 	for _, path := range configs {
 		var fc worker.FileConfig
@@ -122,8 +131,10 @@ func commandSecrets(getenv func(string) string, args []string) []string {
 		}
 		for _, m := range fc.Mailboxes {
 			settings, bare = append(settings, m.URL), append(bare, m.Password)
+			configFiles = append(configFiles, m.PasswordFile, m.TokenFile)
 		}
 	}
+	bare = append(bare, fileSecrets(getenv, flagFiles, configFiles)...)
 	return worker.Secrets(settings, bare...)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 
@@ -9,7 +10,8 @@ import (
 
 // natsAuth returns the NATS options of the environment: a credentials file
 // (NATS_CREDS_FILE, a JWT and NKey seed as `nsc` writes them), an NKey seed
-// file (NATS_NKEY_FILE) and the CAs trusted for TLS (NATS_TLS_CA). A user
+// file (NATS_NKEY_FILE), the CAs trusted for TLS (NATS_TLS_CA) and a
+// client certificate (NATS_TLS_CERT and NATS_TLS_KEY). A user
 // and password (nats://USER:PASSWORD@HOST) or a token (nats://TOKEN@HOST)
 // come in NATS_URL itself; tls:// URLs, or a server that requires TLS,
 // are verified against the system pool or NATS_TLS_CA. Each file is
@@ -45,5 +47,28 @@ func natsAuth(getenv func(string) string) ([]nats.Option, error) {
 		}
 		opts = append(opts, nats.RootCAs(f))
 	}
+	o, err := natsClientCert(getenv("NATS_TLS_CERT"), getenv("NATS_TLS_KEY"))
+	if err != nil {
+		return nil, err
+	}
+	if o != nil {
+		opts = append(opts, o)
+	}
 	return opts, nil
+}
+
+// natsClientCert returns the option presenting the client certificate in
+// cert with its private key in key (PEM files), for a server that verifies
+// its clients (nats-server's "verify: true"); nil when neither is set.
+func natsClientCert(cert, key string) (nats.Option, error) {
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "" || key == "":
+		return nil, fmt.Errorf("NATS_TLS_CERT and NATS_TLS_KEY: one is set without the other (want both, or neither)")
+	}
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		return nil, fmt.Errorf("NATS_TLS_CERT=%s, NATS_TLS_KEY=%s: %v (want a PEM certificate and its private key)", cert, key, err)
+	}
+	return nats.ClientCert(cert, key), nil
 }
