@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/bouncer-mail/bouncer/internal/dovecotconf"
 	"github.com/bouncer-mail/bouncer/store"
 )
 
@@ -71,44 +72,6 @@ type Dovecot struct {
 	Password string
 }
 
-const dovecotConf = `base_dir = {{D}}/run
-state_dir = {{D}}/state
-instance_name = dovecot-test-{{PORT}}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-log_path = {{D}}/dovecot.log
-mail_location = maildir:~/Maildir
-mail_fsync = never
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {{D}}/users
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home={{D}}/mail/%u
-}
-namespace inbox {
-  inbox = yes
-  separator = /
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = {{PORT}}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-protocol imap {
-  mail_max_userip_connections = 100
-}
-`
-
 // startDovecot starts Dovecot on a free port with one user.
 func StartDovecot(t testing.TB) *Dovecot {
 	t.Helper()
@@ -136,7 +99,7 @@ func StartDovecot(t testing.TB) *Dovecot {
 		exec.Command("chown", "nobody:nogroup", filepath.Join(dir, "mail")).Run()
 	}
 	os.WriteFile(filepath.Join(dir, "users"), []byte(d.User+":{PLAIN}"+d.Password+"\n"), 0o644)
-	conf := strings.NewReplacer("{{D}}", dir, "{{PORT}}", fmt.Sprint(d.port)).Replace(dovecotConf)
+	conf := dovecotconf.Config(dovecotconf.Options{Dir: dir, Port: d.port, Instance: "dovecot-test", UID: "nobody", GID: "nogroup"})
 	d.conf = filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/bouncer-mail/bouncer/internal/dovecotconf"
 )
 
 // freePort returns a loopback TCP port nobody listens on now.
@@ -56,44 +58,6 @@ type dovecot struct {
 	exited         chan struct{}
 }
 
-const dovecotConf = `base_dir = {{D}}/run
-state_dir = {{D}}/state
-instance_name = bouncer-chaos-{{PORT}}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-log_path = {{D}}/dovecot.log
-mail_location = maildir:~/Maildir
-mail_fsync = never
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {{D}}/users
-}
-userdb {
-  driver = static
-  args = uid={{UID}} gid={{GID}} home={{D}}/mail/%u
-}
-namespace inbox {
-  inbox = yes
-  separator = /
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = {{PORT}}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-protocol imap {
-  mail_max_userip_connections = 100
-}
-`
-
 // startDovecot writes the configuration into dir/dovecot and starts it.
 // As root the mail belongs to nobody (Dovecot refuses uid 0 for mail).
 func startDovecot(dir, password string) (*dovecot, error) {
@@ -125,7 +89,7 @@ func startDovecot(dir, password string) (*dovecot, error) {
 	if err := os.WriteFile(filepath.Join(d.dir, "users"), []byte(users), 0o644); err != nil {
 		return nil, err
 	}
-	conf := dovecotConf
+	o := dovecotconf.Options{Dir: d.dir, Port: port, Instance: "bouncer-chaos", UID: uid, GID: gid}
 	if os.Geteuid() != 0 {
 		// Unprivileged: Dovecot's own processes run as this user, unchrooted.
 		me, err := user.Current()
@@ -136,10 +100,9 @@ func startDovecot(dir, password string) (*dovecot, error) {
 		if err != nil {
 			return nil, err
 		}
-		conf += "default_internal_user = " + me.Username + "\ndefault_login_user = " + me.Username +
-			"\ndefault_internal_group = " + g.Name + "\nservice anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n"
+		o.User, o.Group = me.Username, g.Name
 	}
-	conf = strings.NewReplacer("{{D}}", d.dir, "{{PORT}}", strconv.Itoa(port), "{{UID}}", uid, "{{GID}}", gid).Replace(conf)
+	conf := dovecotconf.Config(o)
 	d.conf = filepath.Join(d.dir, "dovecot.conf")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
