@@ -161,9 +161,14 @@ func startStagingDovecot(t *testing.T) *stagingDovecot {
 	// The image's healthcheck, until it passes.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		hc := exec.CommandContext(t.Context(), "bash", repoPath("deploy/dovecot/entrypoint.sh"), "healthcheck")
+		// A check that hangs (a busy machine, a server stuck in its start)
+		// is cut off and tried again, never waited on for ever.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		hc := exec.CommandContext(ctx, "bash", repoPath("deploy/dovecot/entrypoint.sh"), "healthcheck")
 		hc.Env = d.entrypointEnv()
-		if hc.Run() == nil {
+		err := hc.Run()
+		cancel()
+		if err == nil {
 			return d
 		}
 		select {
@@ -258,7 +263,10 @@ func TestStagingDovecot(t *testing.T) {
 	}
 
 	// Without its password files the entrypoint refuses to start.
-	cmd := exec.CommandContext(t.Context(), "bash", repoPath("deploy/dovecot/entrypoint.sh"))
+	// An entrypoint that started instead of refusing would run for ever.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", repoPath("deploy/dovecot/entrypoint.sh"))
 	cmd.Env = append(d.entrypointEnv(), "IMAP_TEST_PASSWORD_FILE="+filepath.Join(d.dir, "secrets/missing"),
 		"DOVECOT_USERS_FILE="+filepath.Join(d.dir, "users.other"))
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "password file") {
