@@ -341,11 +341,7 @@ func canonicalLocal(local string) string {
 	if len(local) < 2 || local[0] != '"' || local[len(local)-1] != '"' {
 		return local
 	}
-	inner := unescapeQuoted(local[1 : len(local)-1])
-	if unquotedReads(inner) {
-		return inner
-	}
-	return `"` + quotedPairs.Replace(inner) + `"`
+	return quoteLocal(unescapeQuoted(local[1 : len(local)-1]))
 }
 
 // unquotedReads reports whether a local part reads back as itself without
@@ -464,8 +460,9 @@ func fieldAddress(v string) string {
 	return bareAddress(v)
 }
 
-// quoteLocal quotes a local part that net/mail returned unquoted, when it
-// is not a dot-atom (RFC 5321 §4.1.2).
+// quoteLocal quotes a local part given unquoted (by net/mail, or a quoted
+// string's content) when it does not read back as itself without quotes
+// (RFC 5321 §4.1.2).
 func quoteLocal(local string) string {
 	if unquotedReads(local) {
 		return local
