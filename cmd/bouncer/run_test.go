@@ -167,18 +167,8 @@ func TestRunPolicyFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	wt.AppendRaw(t, wt.IMAPClient(t, m.Addr(), m.User, m.Password), "INBOX", raw)
-	var logs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, &env{stdout: io.Discard, stderr: &logs, getenv: func(k string) string { return vars[k] }}, []string{"run"})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bouncer run = %v\n%s", err, logs.String())
-		}
-	}()
+	_, stop := runInBackground(t, vars, "run")
+	defer stop()
 	waitUntil(t, 30*time.Second, "the bounce committed", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/metrics")
 		if err != nil {
@@ -229,6 +219,27 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+// runInBackground runs the command args (bouncer run) in process with
+// vars for its environment until the returned stop is called; stop
+// reports an error the command returned, with what it logged. logs holds
+// what it writes on stderr so far.
+func runInBackground(t *testing.T, vars map[string]string, args ...string) (logs *syncBuffer, stop func()) {
+	t.Helper()
+	logs = &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: io.Discard, stderr: logs, getenv: func(k string) string { return vars[k] }}, args)
+	}()
+	return logs, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bouncer %s = %v\n%s", strings.Join(args, " "), err, logs.String())
+		}
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -72,18 +71,8 @@ func TestRunUndoFromPagePublishes(t *testing.T) {
 	}
 	wt.AppendRaw(t, wt.IMAPClient(t, m.Addr(), m.User, m.Password), "INBOX", raw)
 
-	var logs syncBuffer
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, &env{stdout: io.Discard, stderr: &logs, getenv: func(k string) string { return vars[k] }}, []string{"run"})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bouncer run = %v\n%s", err, logs.String())
-		}
-	}()
+	logs, stop := runInBackground(t, vars, "run")
+	defer stop()
 
 	added := nextEvent(t, sub)
 	if added.subject != store.SubjectSuppressionAdded || added.p.Recipient != addr || member() != "bounced" {

@@ -79,18 +79,8 @@ func TestRunWebhooks(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", wt.FreePort(t))
 	vars := map[string]string{"DATABASE_URL": dbURL, "NATS_URL": n.URL(), "BOUNCER_IMAP_URL": m.URL("INBOX"),
 		"BOUNCER_HTTP_ADDR": httpAddr, "BOUNCER_LOG_LEVEL": "warn", "BOUNCER_WEBHOOK_MAILGUN_KEY": testMailgunKey}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var runErr syncBuffer
-	go func() {
-		done <- run(ctx, &env{stdout: io.Discard, stderr: &runErr, getenv: func(k string) string { return vars[k] }}, []string{"run", "--owner", "test-webhooks"})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bouncer run = %v; %s", err, runErr.String())
-		}
-	}()
+	_, stop := runInBackground(t, vars, "run", "--owner", "test-webhooks")
+	defer stop()
 	get := func(path string) string {
 		resp, err := http.Get("http://" + httpAddr + path)
 		if err != nil {
