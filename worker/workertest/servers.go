@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -35,7 +34,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/bouncer-mail/bouncer/internal/dovecotconf"
+	"github.com/bouncer-mail/bouncer/internal/privdovecot"
 	"github.com/bouncer-mail/bouncer/store"
 )
 
@@ -66,8 +65,7 @@ type Dovecot struct {
 	dir      string
 	port     int
 	conf     string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	proc     *privdovecot.Process
 	User     string
 	Password string
 }
@@ -99,7 +97,7 @@ func StartDovecot(t testing.TB) *Dovecot {
 		exec.Command("chown", "nobody:nogroup", filepath.Join(dir, "mail")).Run()
 	}
 	os.WriteFile(filepath.Join(dir, "users"), []byte(d.User+":{PLAIN}"+d.Password+"\n"), 0o644)
-	conf := dovecotconf.Config(dovecotconf.Options{Dir: dir, Port: d.port, Instance: "dovecot-test", UID: "nobody", GID: "nogroup"})
+	conf := privdovecot.Config(privdovecot.Options{Dir: dir, Port: d.port, Instance: "dovecot-test", UID: "nobody", GID: "nogroup"})
 	d.conf = filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -111,36 +109,28 @@ func StartDovecot(t testing.TB) *Dovecot {
 
 func (d *Dovecot) Start(bin string) {
 	d.t.Helper()
-	d.cmd = exec.Command(bin, "-F", "-c", d.conf)
-	d.cmd.Stdout, d.cmd.Stderr = io.Discard, io.Discard
-	if err := d.cmd.Start(); err != nil {
+	p, err := privdovecot.Start(bin, d.conf)
+	if err != nil {
 		d.t.Fatalf("start dovecot: %v", err)
 	}
-	d.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
-	WaitPort(d.t, d.Addr(), 10*time.Second, d.exited)
+	d.proc = p
+	WaitPort(d.t, d.Addr(), 10*time.Second, p.Exited())
 }
 
 // stop stops Dovecot and waits for it to exit.
 func (d *Dovecot) Stop() {
-	if d.cmd == nil {
+	if d.proc == nil {
 		return
 	}
-	d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-	d.cmd = nil
+	d.proc.Stop()
+	d.proc = nil
 }
 
 // restart stops Dovecot (dropping every connection) and starts it again
 // after pause, on the same port with the same mail.
 func (d *Dovecot) Restart(pause time.Duration) {
 	d.t.Helper()
-	bin := d.cmd.Path
+	bin := d.proc.Bin
 	d.Stop()
 	time.Sleep(pause)
 	d.Start(bin)

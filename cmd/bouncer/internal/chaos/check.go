@@ -135,29 +135,29 @@ func readDB(ctx context.Context, url string) (*dbState, error) {
 // progress returns how many messages url's database holds and how many
 // of its events wait to be published.
 func progress(ctx context.Context, url string) (messages, pending int, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = queryRow(ctx, url, 5*time.Second, `SELECT (SELECT count(*) FROM source_messages),
+		(SELECT count(*) FROM outbox WHERE published_at IS NULL)`, &messages, &pending)
+	return messages, pending, err
+}
+
+// queryRow scans the one row of query into dest, on a connection of its
+// own to url (the servers restart under the run: no pool to go stale),
+// within timeout.
+func queryRow(ctx context.Context, url string, timeout time.Duration, query string, dest ...any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer c.Close(ctx)
-	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM source_messages),
-		(SELECT count(*) FROM outbox WHERE published_at IS NULL)`).Scan(&messages, &pending)
-	return messages, pending, err
+	return c.QueryRow(ctx, query).Scan(dest...)
 }
 
 // leaseHolder returns the owner of the mailbox's lease (not the outbox's).
 func leaseHolder(ctx context.Context, url string) string {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return ""
-	}
-	defer c.Close(ctx)
 	var owner string
-	c.QueryRow(ctx, "SELECT owner FROM mailbox_leases WHERE mailbox <> 'outbox' AND expires_at > now() ORDER BY acquired_at DESC LIMIT 1").Scan(&owner)
+	queryRow(ctx, url, 3*time.Second, "SELECT owner FROM mailbox_leases WHERE mailbox <> 'outbox' AND expires_at > now() ORDER BY acquired_at DESC LIMIT 1", &owner)
 	return owner
 }
 
@@ -246,28 +246,14 @@ func compare[K comparable](want, got map[K]int) diff {
 // notBounces returns how many stored messages are not bounces: the
 // worker leaves those unread in INBOX.
 func notBounces(ctx context.Context, url string) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close(ctx)
 	var n int
-	err = c.QueryRow(ctx, "SELECT count(*) FROM source_messages WHERE kind = 'not_bounce'").Scan(&n)
+	err := queryRow(ctx, url, 5*time.Second, "SELECT count(*) FROM source_messages WHERE kind = 'not_bounce'", &n)
 	return n, err
 }
 
 // checkpointUIDValidity returns the UIDVALIDITY of the workers' checkpoint.
 func checkpointUIDValidity(ctx context.Context, url string) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close(ctx)
 	var v int64
-	err = c.QueryRow(ctx, "SELECT coalesce(max(uid_validity), 0) FROM mailbox_checkpoints").Scan(&v)
+	err := queryRow(ctx, url, 5*time.Second, "SELECT coalesce(max(uid_validity), 0) FROM mailbox_checkpoints", &v)
 	return v, err
 }

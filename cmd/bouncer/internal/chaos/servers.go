@@ -16,7 +16,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/bouncer-mail/bouncer/internal/dovecotconf"
+	"github.com/bouncer-mail/bouncer/internal/privdovecot"
 )
 
 // freePort returns a loopback TCP port nobody listens on now.
@@ -54,8 +54,7 @@ type dovecot struct {
 	dir, conf, bin string
 	port           int
 	password       string
-	cmd            *exec.Cmd
-	exited         chan struct{}
+	proc           *privdovecot.Process
 }
 
 // startDovecot writes the configuration into dir/dovecot and starts it.
@@ -89,7 +88,7 @@ func startDovecot(dir, password string) (*dovecot, error) {
 	if err := os.WriteFile(filepath.Join(d.dir, "users"), []byte(users), 0o644); err != nil {
 		return nil, err
 	}
-	o := dovecotconf.Options{Dir: d.dir, Port: port, Instance: "bouncer-chaos", UID: uid, GID: gid}
+	o := privdovecot.Options{Dir: d.dir, Port: port, Instance: "bouncer-chaos", UID: uid, GID: gid}
 	if os.Geteuid() != 0 {
 		// Unprivileged: Dovecot's own processes run as this user, unchrooted.
 		me, err := user.Current()
@@ -102,7 +101,7 @@ func startDovecot(dir, password string) (*dovecot, error) {
 		}
 		o.User, o.Group = me.Username, g.Name
 	}
-	conf := dovecotconf.Config(o)
+	conf := privdovecot.Config(o)
 	d.conf = filepath.Join(d.dir, "dovecot.conf")
 	if err := os.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -111,13 +110,12 @@ func startDovecot(dir, password string) (*dovecot, error) {
 }
 
 func (d *dovecot) start() error {
-	d.cmd = exec.Command(d.bin, "-F", "-c", d.conf)
-	if err := d.cmd.Start(); err != nil {
+	p, err := privdovecot.Start(d.bin, d.conf)
+	if err != nil {
 		return fmt.Errorf("start dovecot: %w", err)
 	}
-	d.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(d.cmd, d.exited)
-	if err := waitPort(d.addr(), 15*time.Second, d.exited); err != nil {
+	d.proc = p
+	if err := waitPort(d.addr(), 15*time.Second, p.Exited()); err != nil {
 		return fmt.Errorf("dovecot: %w (see %s)", err, filepath.Join(d.dir, "dovecot.log"))
 	}
 	return nil
@@ -125,17 +123,11 @@ func (d *dovecot) start() error {
 
 // stop stops Dovecot (SIGTERM, then SIGKILL after 10 s) and waits for it.
 func (d *dovecot) stop() {
-	if d.cmd == nil {
+	if d.proc == nil {
 		return
 	}
-	d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-	d.cmd = nil
+	d.proc.Stop()
+	d.proc = nil
 }
 
 // restart drops every connection and starts again on the same port and mail.

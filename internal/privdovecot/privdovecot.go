@@ -1,13 +1,17 @@
-// Package dovecotconf writes the configuration of a private Dovecot IMAP
-// server (RFC 9051) on loopback, for the tests and `bouncer chaos`: plain
+// Package privdovecot writes the configuration of a private Dovecot IMAP
+// server (RFC 9051) on loopback and runs it, for the tests and `bouncer
+// chaos`: plain
 // IMAP on 127.0.0.1 with PLAIN/LOGIN authentication (RFC 4616), users in a
 // passwd-file, mail in maildirs under one directory, nothing shared with
 // a system Dovecot.
-package dovecotconf
+package privdovecot
 
 import (
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Options say where an instance lives and whose its mail is.
@@ -74,4 +78,37 @@ func Config(o Options) string {
 	}
 	return strings.NewReplacer("{{D}}", o.Dir, "{{PORT}}", strconv.Itoa(o.Port), "{{INSTANCE}}", o.Instance,
 		"{{UID}}", o.UID, "{{GID}}", o.GID).Replace(conf)
+}
+
+// Process is a Dovecot running in the foreground (dovecot -F).
+type Process struct {
+	Bin    string // the dovecot binary it runs
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// Start starts bin (the dovecot binary) with the configuration file conf,
+// its output discarded (Dovecot logs to the log_path of Config).
+func Start(bin, conf string) (*Process, error) {
+	p := &Process{Bin: bin, cmd: exec.Command(bin, "-F", "-c", conf), exited: make(chan struct{})}
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	return p, nil
+}
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Stop asks Dovecot to stop (SIGINT), kills it after 10 s, and waits for
+// it to exit.
+func (p *Process) Stop() {
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
