@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,23 +105,10 @@ type PageFilter struct {
 // MaxPage is the largest page ListPage returns.
 const MaxPage = 10000
 
-const pageSQL = `
-SELECT ` + suppressionCols + `
-FROM suppressions AS s
-WHERE s.id > $1
-  AND ($2 = '' OR s.list_id = $2)
-  AND (NOT $3 OR s.list_id = '')
-  AND ($4 = '' OR s.reason = $4)
-  AND ($5 = '' OR s.domain = $5)
-  AND ($6::timestamptz IS NULL OR s.created_at >= $6)
-  AND ($7::timestamptz IS NULL OR s.created_at < $7)
-  AND ($8 OR (s.removed_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > $9)))
-ORDER BY s.id
-LIMIT $10`
-
 // ListPage returns one page of suppressions after f.After, in id order,
 // and whether more follow (keyset paging: a page costs the same however
-// deep it is).
+// deep it is). Its WHERE clause is the suppressions page's (reviewWhere),
+// of the filters given only.
 func (db *DB) ListPage(ctx context.Context, f PageFilter) ([]Suppression, bool, error) {
 	if f.Limit < 1 || f.Limit > MaxPage {
 		return nil, false, fmt.Errorf("%w: limit %d (want 1 to %d)", ErrInvalid, f.Limit, MaxPage)
@@ -128,12 +116,20 @@ func (db *DB) ListPage(ctx context.Context, f PageFilter) ([]Suppression, bool, 
 	if f.ListID != "" && f.Global {
 		return nil, false, fmt.Errorf("%w: a list and global scope contradict each other", ErrInvalid)
 	}
-	domain := ""
-	if f.Domain != "" {
-		_, domain = NormalizeAddress("x@" + f.Domain)
+	rf := ReviewFilter{ListID: f.ListID, Global: f.Global, Reason: f.Reason, From: f.Since, To: f.Until, State: StateActive}
+	if f.All {
+		rf.State = StateAll
 	}
-	rows, err := db.pool.Query(ctx, pageSQL, f.After, f.ListID, f.Global, string(f.Reason), domain,
-		optTime(f.Since), optTime(f.Until), f.All, db.clock(), f.Limit+1)
+	rf.Query = strings.TrimPrefix(f.Domain, "@")
+	w, err := db.reviewWhere(&rf)
+	if err != nil {
+		return nil, false, err
+	}
+	if f.After > 0 {
+		w.add(`s.id > ?`, f.After)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+suppressionCols+` FROM suppressions AS s`+w.String()+
+		` ORDER BY s.id LIMIT `+strconv.Itoa(f.Limit+1), w.args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list suppressions: %w", mapErr(err))
 	}

@@ -108,7 +108,8 @@ func (db *DB) reviewWhere(f *ReviewFilter) (*where, error) {
 		addr, _ := NormalizeAddress(q)
 		w.add(`s.address = ?`, addr)
 	} else if q != "" {
-		w.add(`s.domain = ?`, strings.TrimSuffix(strings.ToLower(q), "."))
+		_, domain := NormalizeAddress("x@" + q) // as stored: lower case, IDNA, no final dot
+		w.add(`s.domain = ?`, domain)
 	}
 	for _, c := range []struct {
 		cond string
