@@ -1,11 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
+	"github.com/bouncer-mail/bouncer/internal/secretenv"
 	"github.com/bouncer-mail/bouncer/store"
 )
 
@@ -14,21 +13,9 @@ import (
 // nil when neither is set (erasure is then refused, and checks do not
 // consult erased addresses). Surrounding white space is not part of it.
 func erasureKey(getenv func(string) string) ([]byte, error) {
-	file, val := getenv("BOUNCER_ERASURE_KEY_FILE"), strings.TrimSpace(getenv("BOUNCER_ERASURE_KEY"))
-	switch {
-	case file != "" && val != "":
-		return nil, errors.New("both BOUNCER_ERASURE_KEY and BOUNCER_ERASURE_KEY_FILE are set; set one")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read erasure key file: %w", err)
-		}
-		val = strings.TrimSpace(string(b))
-		if val == "" {
-			return nil, fmt.Errorf("erasure key file %s is empty", file)
-		}
-	case val == "":
-		return nil, nil
+	val, err := secretenv.Read(getenv, "BOUNCER_ERASURE_KEY", "erasure key file")
+	if err != nil || val == "" {
+		return nil, err
 	}
 	if len(val) < store.MinErasureKeyLength {
 		return nil, fmt.Errorf("the erasure key is %d bytes, want at least %d (e.g. openssl rand -base64 32)", len(val), store.MinErasureKeyLength)

@@ -3,10 +3,11 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bouncer-mail/bouncer/internal/secretenv"
 )
 
 // Defaults of Config.
@@ -69,19 +70,16 @@ func DefaultConfig() Config {
 	return Config{MaxBody: DefaultMaxBody, MaxAge: DefaultMaxAge}
 }
 
-// FromEnv overrides c with the variables getenv knows. A NAME_FILE
-// variable wins over NAME.
+// FromEnv overrides c with the variables getenv knows. A secret comes
+// from NAME or from the file NAME_FILE names, not both (package
+// secretenv).
 func (c *Config) FromEnv(getenv func(string) string) error {
 	var errs []error
 	secret := func(name string, dst *string) {
-		if path := getenv(name + "_FILE"); path != "" {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s_FILE: %w", name, err))
-				return
-			}
-			*dst = strings.TrimSpace(string(b))
-		} else if v := getenv(name); v != "" {
+		v, err := secretenv.Read(getenv, name, name+"_FILE")
+		if err != nil {
+			errs = append(errs, err)
+		} else if v != "" {
 			*dst = v
 		}
 	}

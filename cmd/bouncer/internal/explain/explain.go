@@ -40,11 +40,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/bouncer-mail/bouncer/classify"
+	"github.com/bouncer-mail/bouncer/internal/secretenv"
 	"github.com/bouncer-mail/bouncer/store"
 )
 
@@ -382,22 +382,15 @@ func isLoopbackName(host string) bool {
 // Surrounding white space (a file's final newline) is not part of it.
 // Setting both variables is an error: one of them would be ignored.
 func LoadToken(getenv func(string) string, tokenFile string) (string, error) {
-	if tokenFile == "" {
-		tokenFile = getenv("BOUNCER_HTTP_TOKEN_FILE")
-		if tokenFile != "" && getenv("BOUNCER_HTTP_TOKEN") != "" {
-			return "", errors.New("explain: both BOUNCER_HTTP_TOKEN and BOUNCER_HTTP_TOKEN_FILE are set; set one")
-		}
+	var t string
+	var err error
+	if tokenFile != "" {
+		t, err = secretenv.File(tokenFile, "token file")
+	} else {
+		t, err = secretenv.Read(getenv, "BOUNCER_HTTP_TOKEN", "token file")
 	}
-	if tokenFile == "" {
-		return strings.TrimSpace(getenv("BOUNCER_HTTP_TOKEN")), nil
-	}
-	b, err := os.ReadFile(tokenFile)
 	if err != nil {
-		return "", fmt.Errorf("explain: read token file: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("explain: token file %s is empty", tokenFile)
+		return "", fmt.Errorf("explain: %w", err)
 	}
 	return t, nil
 }
